@@ -1,0 +1,53 @@
+# The two commands: `make run` (the local stack in the foreground) and `make test` (the whole suite).
+# Installs are pinned by lock/<lane>.txt and made with uv into .venv (latest lane) and .venv-mwaa (mwaa lane),
+# with bytecode precompiled: these machines set PYTHONDONTWRITEBYTECODE=1 and Airflow imports slowly without it.
+
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+UV := .tools/bin/uv
+export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
+PYTEST_ARGS ?=
+
+.PHONY: run test test-mwaa install install-mwaa lock lint clean
+
+run: install
+	.venv/bin/python -m local.stack
+
+test: install
+	.venv/bin/python -m pytest $(PYTEST_ARGS)
+
+test-mwaa: install-mwaa
+	.venv-mwaa/bin/python -m pytest $(PYTEST_ARGS)
+
+install: .venv/.installed
+install-mwaa: .venv-mwaa/.installed
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install -q uv==$(UV_VERSION)
+
+.venv/.installed: lock/latest.txt | $(UV)
+	$(UV) venv -q --allow-existing --python $(PYTHON) .venv
+	VIRTUAL_ENV=.venv $(UV) pip sync -q --compile-bytecode lock/latest.txt
+	touch $@
+
+.venv-mwaa/.installed: lock/mwaa.txt | $(UV)
+	$(UV) venv -q --allow-existing --python $(PYTHON) .venv-mwaa
+	VIRTUAL_ENV=.venv-mwaa $(UV) pip sync -q --compile-bytecode lock/mwaa.txt
+	touch $@
+
+# Regenerate the lock files after changing lock/*.in (Python 3.11, the version these machines and CI run).
+# The mwaa lane resolves as of Airflow 3.2.1's release day, as its constraints file did (MWAA applies that
+# file); only the test-side moto is newer.
+MWAA_RESOLVE_DATE := 2026-04-23
+lock: | $(UV)
+	$(UV) pip compile -q --python-version 3.11 lock/latest.in -o lock/latest.txt
+	$(UV) pip compile -q --python-version 3.11 --exclude-newer $(MWAA_RESOLVE_DATE) \
+		--exclude-newer-package moto=2026-11-01 lock/mwaa.in -o lock/mwaa.txt
+
+lint: install
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+clean:
+	rm -rf .venv .venv-mwaa .tools .local

@@ -1,0 +1,169 @@
+"""The local stack behind ``make run``: local AWS, local Slack and Airflow, as processes in the foreground.
+
+Starts the stand-ins, seeds the local AWS from the catalog, migrates the metadata DB (SQLite under
+``.local/airflow`` by default), starts the Airflow components with LocalExecutor, waits until the api-server
+reports every component healthy, and stops everything it started on Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from local.settings import (
+    ADMIN_PASSWORD,
+    ADMIN_USER,
+    AIRFLOW_COMPONENTS,
+    REPO,
+    Ports,
+    airflow_env,
+    write_passwords,
+)
+
+HOST = "127.0.0.1"
+
+
+class Stack:
+    """Processes of one local stack; every child gets its own process group so stopping is complete."""
+
+    def __init__(self, home: Path, ports: Ports, log_dir: Path):
+        self.home, self.ports, self.log_dir = home, ports, log_dir
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.env = {
+            **os.environ,
+            **airflow_env(home, ports, HOST),
+            "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), str(REPO)]),
+            "LOCAL_AWS_PORT": str(ports.aws),
+            "LOCAL_SLACK_PORT": str(ports.slack),
+        }
+
+    def start(self, name: str, args: list[str]) -> subprocess.Popen:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the process
+        process = subprocess.Popen(
+            args, env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        self.processes[name] = process
+        return process
+
+    def run(self, args: list[str]) -> None:
+        result = subprocess.run(args, env=self.env, cwd=REPO, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+
+    def up(self, timeout: float = 180) -> None:
+        python = sys.executable
+        self.start("local-aws", [python, "-m", "local.aws", "--host", HOST, "--port", str(self.ports.aws)])
+        self.start(
+            "local-slack", [python, "-m", "local.slack", "--host", HOST, "--port", str(self.ports.slack)]
+        )
+        write_passwords(self.home)
+        self.run([_airflow(), "db", "migrate"])
+        self.wait(lambda: _answers(f"http://{HOST}:{self.ports.aws}/_local/stats"), timeout, "local AWS")
+        self.wait(lambda: _answers(f"http://{HOST}:{self.ports.slack}/messages"), timeout, "local Slack")
+        self.run([python, "-m", "local.seed", "--endpoint", f"http://{HOST}:{self.ports.aws}"])
+        for component in AIRFLOW_COMPONENTS:
+            self.start(component, [_airflow(), component])
+        self.wait(self.healthy, timeout, "Airflow health")
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.api_url}/api/v2/monitor/health", timeout=5) as response:
+                health = json.load(response)
+        except (OSError, ValueError):
+            return False
+        return all(part.get("status") == "healthy" for part in health.values() if isinstance(part, dict))
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{HOST}:{self.ports.api}"
+
+    def wait(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            for name, process in self.processes.items():
+                if process.poll() is not None:
+                    raise RuntimeError(
+                        f"{name} exited with {process.returncode}; see {self.log_dir / name}.log"
+                    )
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{what} not ready after {timeout:.0f} s; logs in {self.log_dir}")
+            time.sleep(0.5)
+
+    def down(self, grace: float = 20) -> None:
+        for process in self.processes.values():
+            _signal_group(process, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal_group(process, signal.SIGKILL)
+                process.wait()
+        self.processes.clear()
+
+
+def _signal_group(process: subprocess.Popen, sig: signal.Signals) -> None:
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+
+
+def _airflow() -> str:
+    return str(Path(sys.executable).with_name("airflow"))
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            return True
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run the local stack in the foreground.")
+    parser.add_argument("--home", type=Path, default=REPO / ".local" / "airflow", help="AIRFLOW_HOME")
+    args = parser.parse_args()
+    stack = Stack(args.home.resolve(), Ports(), args.home.resolve() / "logs" / "stack")
+
+    def stop(signum: int, _frame) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        print("starting the local AWS, local Slack and Airflow ...", flush=True)
+        stack.up()
+        print(
+            f"\nAirflow is up: {stack.api_url}  (login {ADMIN_USER} / {ADMIN_PASSWORD})\n"
+            f"local AWS: http://{HOST}:{stack.ports.aws}   local Slack messages: "
+            f"http://{HOST}:{stack.ports.slack}/messages\n"
+            f"component logs: {stack.log_dir}\nCtrl-C stops everything.",
+            flush=True,
+        )
+        while all(p.poll() is None for p in stack.processes.values()):
+            time.sleep(1)
+        dead = [name for name, p in stack.processes.items() if p.poll() is not None]
+        print(f"{', '.join(dead)} exited; stopping; see {stack.log_dir}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("\nstopping ...", flush=True)
+    except (RuntimeError, TimeoutError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)
+    finally:
+        stack.down()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Run the job catalog's ECS batch jobs from Airflow."""

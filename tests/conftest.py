@@ -1,0 +1,153 @@
+"""Shared fixtures: a private AIRFLOW_HOME, the local AWS and local Slack as real servers, a migrated DB.
+
+The environment is set when this file is imported, before any test module imports Airflow, so no test ever
+reads or writes ``~/airflow``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from local.settings import REPO, Ports, airflow_env
+
+_HOME = Path(tempfile.mkdtemp(prefix="ecsjobs-test-airflow-"))
+_PORTS = Ports(aws=0, slack=0, api=0)  # real ports are picked by the server fixtures
+os.environ.update(airflow_env(_HOME, _PORTS))
+os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LocalServer:
+    """A stand-in started as a subprocess on a free port, stopped by PID."""
+
+    def __init__(self, module: str, ready_path: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", module, "--host", "127.0.0.1", "--port", str(self.port)],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 60
+        while not self._answers(ready_path):
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{module} exited: {self.process.stderr.read().decode()}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{module} did not answer on {self.url}")
+            time.sleep(0.1)
+
+    def _answers(self, path: str) -> bool:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=1):
+                return True
+        except OSError:
+            return False
+
+    def get(self, path: str):
+        with urllib.request.urlopen(self.url + path, timeout=10) as response:
+            return json.load(response)
+
+    def post(self, path: str, body: dict | None = None, method: str = "POST"):
+        request = urllib.request.Request(
+            self.url + path,
+            data=json.dumps(body or {}).encode(),
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.load(response)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture(scope="session")
+def local_aws() -> Iterator[LocalServer]:
+    server = LocalServer("local.aws", "/_local/stats")
+    os.environ.update(_connections(aws=server.port))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def local_slack() -> Iterator[LocalServer]:
+    server = LocalServer("local.slack", "/messages")
+    os.environ.update(_connections(slack=server.port))
+    yield server
+    server.stop()
+
+
+def _connections(aws: int | None = None, slack: int | None = None) -> dict[str, str]:
+    from local.settings import connections
+
+    current = {k: os.environ[k] for k in ("AIRFLOW_CONN_AWS_LOCAL", "AIRFLOW_CONN_SLACK_LOCAL")}
+    fresh = connections(Ports(aws=aws or 0, slack=slack or 0, api=0))
+    if aws:
+        current["AIRFLOW_CONN_AWS_LOCAL"] = fresh["AIRFLOW_CONN_AWS_LOCAL"]
+    if slack:
+        current["AIRFLOW_CONN_SLACK_LOCAL"] = fresh["AIRFLOW_CONN_SLACK_LOCAL"]
+    return current
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """The metadata DB of this test session, migrated once (SQLite in the private AIRFLOW_HOME)."""
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    result = subprocess.run([airflow, "db", "migrate"], capture_output=True, text=True, env=os.environ)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return _HOME
+
+
+@pytest.fixture(scope="session")
+def seeded_aws(local_aws: LocalServer) -> LocalServer:
+    """The local AWS seeded from the shipped catalog, as ``make run`` seeds it."""
+    from ecsjobs.catalog import load_catalog
+
+    from local.seed import seed
+
+    seed(load_catalog(REPO / "config", "local"), local_aws.url)
+    return local_aws
+
+
+@pytest.fixture
+def aws(seeded_aws: LocalServer) -> Iterator[LocalServer]:
+    """The seeded local AWS with no scenario rules, faults or call records left by an earlier test."""
+    seeded_aws.post("/_local/reset")
+    yield seeded_aws
+    seeded_aws.post("/_local/reset")
+
+
+@pytest.fixture
+def config_dir(tmp_path: Path) -> Path:
+    """A catalog folder for one test: the shipped environments, no defaults, no jobs yet."""
+    shutil.copytree(REPO / "config" / "environments", tmp_path / "environments")
+    (tmp_path / "jobs").mkdir()
+    return tmp_path
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    shutil.rmtree(_HOME, ignore_errors=True)
