@@ -8,8 +8,8 @@ reports every component healthy, and stops everything it started on Ctrl-C or SI
 from __future__ import annotations
 
 import argparse
-import json
 import contextlib
+import json
 import os
 import signal
 import subprocess
