@@ -1,0 +1,157 @@
+"""``make run``'s stack as a user gets it: healthy components, the catalog's DAGs, a run that succeeds.
+
+Starts ``python -m local.stack`` (what ``make run`` runs) on free ports with its own AIRFLOW_HOME, drives it
+through the REST API, and stops it with SIGTERM.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from local.settings import ADMIN_PASSWORD, ADMIN_USER, REPO
+from tests.support import free_port
+
+pytestmark = pytest.mark.stack
+
+
+class Api:
+    def __init__(self, url: str):
+        self.url = url
+        token = self.call(
+            "POST", "/auth/token", {"username": ADMIN_USER, "password": ADMIN_PASSWORD}, auth=False
+        )
+        self.token = token["access_token"]
+
+    def call(self, method: str, path: str, body: dict | None = None, auth: bool = True):
+        headers = {"Content-Type": "application/json"}
+        if auth:
+            headers["Authorization"] = f"Bearer {self.token}"
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.load(response)
+
+
+def _wait(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(1)
+    return result
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory) -> Iterator[dict]:
+    home = tmp_path_factory.mktemp("stack-home")
+    ports = {"aws": free_port(), "slack": free_port(), "api": free_port()}
+    env = {
+        **os.environ,
+        "LOCAL_AWS_PORT": str(ports["aws"]),
+        "LOCAL_SLACK_PORT": str(ports["slack"]),
+        "AIRFLOW_API_PORT": str(ports["api"]),
+        "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), str(REPO)]),
+    }
+    output = home / "stack.out"
+    with open(output, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "local.stack", "--home", str(home)],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait(
+            lambda: "Airflow is up" in output.read_text() or process.poll() is not None,
+            240,
+            "the stack to start",
+        )
+        assert process.poll() is None, output.read_text()
+        yield {"process": process, "ports": ports, "home": home, "output": output}
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)
+
+
+def test_stack_starts_healthy_with_the_catalog_dags_and_a_run_succeeds(stack):
+    api = Api(f"http://127.0.0.1:{stack['ports']['api']}")
+    health = api.call("GET", "/api/v2/monitor/health", auth=False)
+    assert {k: v["status"] for k, v in health.items()} == {
+        "metadatabase": "healthy",
+        "scheduler": "healthy",
+        "triggerer": "healthy",
+        "dag_processor": "healthy",
+    }
+    shipped = {p.stem for p in (REPO / "config" / "jobs").glob("*.yaml")}
+    dags = _wait(
+        lambda: (d := api.call("GET", "/api/v2/dags")["dags"]) and {x["dag_id"] for x in d} >= shipped and d,
+        120,
+        "the catalog's DAGs",
+    )
+    assert {d["dag_id"] for d in dags} == shipped
+    assert api.call("GET", "/api/v2/importErrors")["total_entries"] == 0
+
+    run = api.call(
+        "POST", "/api/v2/dags/data_processor/dagRuns", {"logical_date": "2026-03-04T02:00:00Z", "conf": {}}
+    )
+    run_url = f"/api/v2/dags/data_processor/dagRuns/{run['dag_run_id']}"
+    final = _wait(
+        lambda: (r := api.call("GET", run_url))["state"] in ("success", "failed") and r,
+        180,
+        "the run to finish",
+    )
+    assert final["state"] == "success"
+
+    with urllib.request.urlopen(
+        f"http://127.0.0.1:{stack['ports']['aws']}/_local/tasks", timeout=10
+    ) as response:
+        tasks = json.load(response)
+    env = [t["overrides"]["containerOverrides"][0].get("environment", []) for t in tasks]
+    assert [{"name": "JOB_DATE", "value": "2026-03-04"}, {"name": "REGION", "value": "us-east-1"}] in env
+
+
+def test_sigterm_stops_every_process_it_started(stack):
+    process: subprocess.Popen = stack["process"]
+    children = _children(process.pid)
+    assert len(children) >= 6  # local AWS, local Slack, api-server, scheduler, dag-processor, triggerer
+
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0
+    still_running = [pid for pid in children if Path(f"/proc/{pid}").exists() and not _zombie(pid)]
+    assert still_running == []
+
+
+def _children(pid: int) -> list[int]:
+    """Every descendant of ``pid``, read from /proc."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = [], [pid]
+    while frontier:
+        current = frontier.pop()
+        kids = [child for child, parent in parents.items() if parent == current]
+        found += kids
+        frontier += kids
+    return found
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return False
