@@ -11,9 +11,9 @@ from collections import defaultdict
 
 import boto3
 from botocore.exceptions import ClientError
+
 from ecsjobs.catalog import Catalog, load_catalog
 from ecsjobs.factory import DEFAULT_LOG_STREAM_PREFIX
-
 from local.aws_ids import CUSTOM_ID_TAG
 from local.settings import LOCAL_AWS_PORT
 
