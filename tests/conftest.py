@@ -27,16 +27,16 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
 
 @pytest.fixture(scope="session")
-def local_aws() -> Iterator[LocalServer]:
-    server = LocalServer("local.aws", "/_local/stats")
+def local_aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
+    server = LocalServer("local.aws", "/_local/stats", tmp_path_factory.mktemp("local-aws") / "server.log")
     os.environ.update(_connections(aws=server.port))
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="session")
-def local_slack() -> Iterator[LocalServer]:
-    server = LocalServer("local.slack", "/messages")
+def local_slack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
+    server = LocalServer("local.slack", "/messages", tmp_path_factory.mktemp("local-slack") / "server.log")
     os.environ.update(_connections(slack=server.port))
     yield server
     server.stop()
@@ -67,7 +67,6 @@ def airflow_db() -> Path:
 def seeded_aws(local_aws: LocalServer) -> LocalServer:
     """The local AWS seeded from the shipped catalog, as ``make run`` seeds it."""
     from ecsjobs.catalog import load_catalog
-
     from local.seed import seed
 
     seed(load_catalog(REPO / "config", "local"), local_aws.url)

@@ -1,4 +1,4 @@
-"""Helpers shared by tests: free ports and the stand-in servers run as subprocesses."""
+"""Helpers shared by tests: free ports, bounded polling and the stand-in servers run as subprocesses."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 from local.settings import REPO
 
@@ -18,51 +21,66 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class LocalServer:
-    """A stand-in started as a subprocess on a free port, stopped by PID."""
+def wait_until(condition: Callable[[], object], timeout: float, what: str) -> None:
+    """Poll ``condition`` until it is truthy; ``TimeoutError`` naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(0.05)
 
-    def __init__(self, module: str, ready_path: str):
+
+class LocalServer:
+    """``python -m <module>`` on a free port, writing to ``log``; started once ``ready_path`` answers."""
+
+    def __init__(
+        self, module: str, ready_path: str, log: Path, args: Sequence[str] = (), timeout: float = 60
+    ) -> None:
+        self.module = module
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", module, "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        deadline = time.monotonic() + 60
-        while not self._answers(ready_path):
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{module} exited: {self.process.stderr.read().decode()}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{module} did not answer on {self.url}")
-            time.sleep(0.1)
+        self.log = log
+        command = [sys.executable, "-m", module, "--host", "127.0.0.1", "--port", str(self.port), *args]
+        with log.open("wb") as out:  # the child keeps its own handle
+            self.process = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            wait_until(lambda: self._answers(ready_path), timeout, f"{module} on {self.url}")
+        except TimeoutError as error:
+            self.stop()
+            raise TimeoutError(f"{error}\n{self.log_tail()}") from None
 
     def _answers(self, path: str) -> bool:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"{self.module} exited with {self.process.returncode}:\n{self.log_tail()}")
         try:
             with urllib.request.urlopen(self.url + path, timeout=1):
                 return True
         except OSError:
             return False
 
-    def get(self, path: str):
-        with urllib.request.urlopen(self.url + path, timeout=10) as response:
-            return json.load(response)
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
-    def post(self, path: str, body: dict | None = None, method: str = "POST"):
+    def control(self, method: str, path: str, body: Any = None) -> Any:
+        """One JSON call to the server; ``body``, if given, is sent as JSON."""
+        data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(
-            self.url + path,
-            data=json.dumps(body or {}).encode(),
-            method=method,
-            headers={"Content-Type": "application/json"},
+            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
         )
         with urllib.request.urlopen(request, timeout=10) as response:
             return json.load(response)
 
-    def stop(self) -> None:
+    def get(self, path: str) -> Any:
+        return self.control("GET", path)
+
+    def post(self, path: str, body: Any = None) -> Any:
+        return self.control("POST", path, body)
+
+    def stop(self, timeout: float = 10) -> int:
+        """SIGTERM, then SIGKILL if still running after ``timeout`` seconds; the exit code."""
         self.process.terminate()
         try:
-            self.process.wait(timeout=10)
+            return self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            self.process.wait()
+            return self.process.wait()

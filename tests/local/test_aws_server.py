@@ -6,16 +6,10 @@ exit code 0, write no logs and ignore clientToken; RunTask on EC2 needs containe
 
 from __future__ import annotations
 
-import json
-import signal
-import socket
-import subprocess
-import sys
 import time
 import urllib.error
-import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +19,8 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support import LocalServer, wait_until
+
 REGION = "us-east-1"
 CLUSTER = "jobs"
 ASG_PROVIDER = "ec2-spot-asg"
@@ -36,47 +31,11 @@ STOPPING_TIMELINE = ["DEACTIVATING", "STOPPING", "DEPROVISIONING", "STOPPED"]
 QUICK = {"provisioning": 0.1, "pending": 0.1, "duration": 0.4, "stopping": 0.15}
 
 
-class Server:
-    """``python -m local.aws`` as a subprocess on a free port."""
+class Server(LocalServer):
+    """``python -m local.aws`` with short default task runs, plus boto3 clients for it."""
 
     def __init__(self, log_path: Path) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._log = log_path.open("w")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "local.aws", "--port", str(self.port), "--default-duration", "0.5"],
-            cwd=REPO,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        wait_until(self._answers, timeout=30, what=f"local AWS on {self.url}")
-
-    def _answers(self) -> bool:
-        assert self.process.poll() is None, "local AWS exited early"
-        try:
-            self.control("GET", "/_local/stats")
-            return True
-        except OSError:
-            return False
-
-    def control(self, method: str, path: str, body: Any = None) -> Any:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(
-            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.load(response)
-
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=10)
-        finally:
-            if self.process.poll() is None:
-                self.process.kill()
-            self._log.close()
+        super().__init__("local.aws", "/_local/stats", log_path, args=["--default-duration", "0.5"])
 
     def client(self, service: str, **config: Any) -> Any:
         return boto3.client(
@@ -137,14 +96,6 @@ class Env:
     def local_task(self, arn: str) -> dict[str, Any]:
         (task,) = [t for t in self.control("GET", "/_local/tasks") if t["taskArn"] == arn]
         return task
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def _env(variables: dict[str, str]) -> list[dict[str, str]]:
