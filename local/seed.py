@@ -7,7 +7,6 @@ that every job can run. Safe to run twice. Usage: ``python -m local.seed [--endp
 from __future__ import annotations
 
 import argparse
-from collections import defaultdict
 
 import boto3
 from botocore.exceptions import ClientError
@@ -31,7 +30,11 @@ def seed(catalog: Catalog, endpoint_url: str) -> None:
         name: session.client(name, endpoint_url=endpoint_url)
         for name in ("ec2", "ecs", "logs", "autoscaling")
     }
-    _network(clients["ec2"], env.subnets, env.security_groups)
+    networks = [env, *env.networks.values()]
+    subnets = list(dict.fromkeys(s for n in networks for s in n.subnets or []))
+    _network(
+        clients["ec2"], subnets, list(dict.fromkeys(g for n in networks for g in n.security_groups or []))
+    )
     providers = ["FARGATE", "FARGATE_SPOT", _asg_capacity_provider(clients, env.ec2_spot_capacity_provider)]
     if env.ec2_capacity_provider:
         providers.append(_asg_capacity_provider(clients, env.ec2_capacity_provider))
@@ -41,49 +44,55 @@ def seed(catalog: Catalog, endpoint_url: str) -> None:
         defaultCapacityProviderStrategy=[{"capacityProvider": "FARGATE", "weight": 1}],
     )
     log_groups = {env.audit_log_group}
-    for family, containers in _families(catalog).items():
-        clients["ecs"].register_task_definition(
-            family=family,
-            taskRoleArn=TASK_ROLE,
-            executionRoleArn=EXECUTION_ROLE,
-            networkMode="awsvpc",
-            requiresCompatibilities=["FARGATE", "EC2"],
-            cpu="1024",
-            memory="2048",
-            containerDefinitions=[
-                {
-                    "name": name,
-                    "image": f"{ACCOUNT}.dkr.ecr.{env.region}.amazonaws.com/{family}:latest",
-                    "essential": True,
-                    "memory": 2048,  # container-level memory: moto fails on Fargate definitions without it
-                    "logConfiguration": {
-                        "logDriver": "awslogs",
-                        "options": {
-                            "awslogs-group": group,
-                            "awslogs-region": env.region,
-                            "awslogs-stream-prefix": prefix,
-                        },
-                    },
-                }
-                for name, (group, prefix) in containers.items()
-            ],
-        )
+    for family, (containers, revisions) in _families(catalog).items():
+        existing = clients["ecs"].list_task_definitions(familyPrefix=family)["taskDefinitionArns"]
+        for _ in range(revisions - len(existing)):  # pinned family:revision steps need that revision to exist
+            _register(clients["ecs"], env.region, family, containers)
         log_groups.update(group for group, _ in containers.values())
     existing = {g["logGroupName"] for g in clients["logs"].describe_log_groups()["logGroups"]}
     for group in sorted(log_groups - existing):
         clients["logs"].create_log_group(logGroupName=group)
 
 
-def _families(catalog: Catalog) -> dict[str, dict[str, tuple[str, str]]]:
-    """Task definition family -> container name -> (awslogs group, stream prefix), as the steps use them."""
-    families: dict[str, dict[str, tuple[str, str]]] = defaultdict(dict)
+def _register(ecs, region: str, family: str, containers: dict[str, tuple[str, str]]) -> None:
+    ecs.register_task_definition(
+        family=family,
+        taskRoleArn=TASK_ROLE,
+        executionRoleArn=EXECUTION_ROLE,
+        networkMode="awsvpc",
+        requiresCompatibilities=["FARGATE", "EC2"],
+        cpu="1024",
+        memory="2048",
+        containerDefinitions=[
+            {
+                "name": name,
+                "image": f"{ACCOUNT}.dkr.ecr.{region}.amazonaws.com/{family}:latest",
+                "essential": True,
+                "memory": 2048,  # container-level memory: moto fails on Fargate definitions without it
+                "logConfiguration": {
+                    "logDriver": "awslogs",
+                    "options": {
+                        "awslogs-group": group,
+                        "awslogs-region": region,
+                        "awslogs-stream-prefix": prefix,
+                    },
+                },
+            }
+            for name, (group, prefix) in containers.items()
+        ],
+    )
+
+
+def _families(catalog: Catalog) -> dict[str, tuple[dict[str, tuple[str, str]], int]]:
+    """Family -> (container -> (awslogs group, stream prefix), revisions needed), as the steps use them."""
+    families: dict[str, tuple[dict[str, tuple[str, str]], int]] = {}
     for spec in catalog.jobs.values():
         for step in spec.steps.values():
+            containers, revisions = families.get(step.family, ({}, 1))
             group = step.log_group or f"/ecs/{step.family}"
-            families[step.family][step.container] = (
-                group,
-                step.log_stream_prefix or DEFAULT_LOG_STREAM_PREFIX,
-            )
+            containers[step.container] = (group, step.log_stream_prefix or DEFAULT_LOG_STREAM_PREFIX)
+            pinned = int(step.task_definition.partition(":")[2] or 1)
+            families[step.family] = (containers, max(revisions, pinned))
     return families
 
 

@@ -86,8 +86,8 @@ def test_invalid_yaml_names_the_line(config_dir: Path):
 def test_depends_on_must_name_a_step(config_dir: Path):
     bad = write(config_dir, "deps", GOOD + "steps:\n  extract: {}\n  load:\n    depends_on: [extrakt]\n")
     (problem,) = load_catalog(config_dir, "local").broken[bad]
-    assert str(problem).endswith("steps.load.depends_on: no step 'extrakt'; did you mean 'extract'?")
-    assert problem.line == 8
+    assert str(problem).endswith("steps.load.depends_on.0: no step 'extrakt'; did you mean 'extract'?")
+    assert (problem.line, problem.column) == (8, 18)
 
 
 def test_a_bad_environment_file_fails_the_whole_catalog(config_dir: Path):
@@ -102,3 +102,107 @@ def test_a_bad_environment_file_fails_the_whole_catalog(config_dir: Path):
 def test_unknown_environment_lists_the_known_ones(config_dir: Path):
     with pytest.raises(CatalogError, match=r"no such environment 'staging'; known: \['local', 'prod'\]"):
         load_catalog(config_dir, "staging")
+
+
+# Each case: a job file, then (line, column, field, expected message fragment) of the one problem it has.
+MALFORMED = {
+    "unknown top-level key": ("descripton: x\n" + GOOD, (1, 1, "descripton", "did you mean 'description'?")),
+    "unknown step key": (
+        GOOD + "steps:\n  a:\n    comand: [x]\n",
+        (7, 5, "steps.a.comand", "did you mean 'command'?"),
+    ),
+    "unknown alerts key": (
+        GOOD + "alerts:\n  chanel: '#x'\n",
+        (6, 3, "alerts.chanel", "did you mean 'channel'?"),
+    ),
+    "unknown param key": (
+        GOOD + "params:\n  p:\n    type: string\n    description: d\n    defualt: x\n",
+        (9, 5, "params.p.defualt", "did you mean 'default'?"),
+    ),
+    "missing description": (GOOD.replace("description: A job.\n", ""), (1, 1, "description", "required")),
+    "missing start_date": (GOOD.replace("start_date: 2026-01-01\n", ""), (1, 1, "start_date", "required")),
+    "missing task_definition": (
+        GOOD.replace("task_definition: reports\n", ""),
+        (1, 1, "task_definition", "required but not set"),
+    ),
+    "bad start_date": (GOOD.replace("2026-01-01", "someday"), (2, 13, "start_date", "'someday'")),
+    "bad launch": (GOOD + "launch: fargate-spot\n", (5, 9, "launch", "'fargate-spot'")),
+    "negative retries": (GOOD + "retries: -1\n", (5, 10, "retries", "greater than or equal to 0")),
+    "bad duration": (GOOD + "timeout: soon\n", (5, 10, "timeout", "expected a duration like")),
+    "zero duration": (GOOD + "expected_duration: 0s\n", (5, 20, "expected_duration", "positive duration")),
+    "bad task definition": (
+        GOOD.replace("reports", "reports:latest"),
+        (3, 18, "task_definition", "should match pattern"),
+    ),
+    "command not a list": (GOOD + "command: run it\n", (5, 10, "command", "valid list")),
+    "environment not a map": (GOOD + "environment: [A=1]\n", (5, 14, "environment", "valid dictionary")),
+    "bad cpu": (GOOD + "cpu: lots\n", (5, 6, "cpu", "'lots'")),
+    "fargate cpu size": (GOOD + "cpu: 300\n", (5, 1, "cpu", "not a Fargate size")),
+    "fargate memory with cpu": (
+        GOOD + "cpu: 256\nmemory: 4096\n",
+        (6, 1, "memory", "not allowed with cpu 256 on Fargate"),
+    ),
+    "literal secret": (
+        GOOD + "environment:\n  DB_PASSWORD: hunter2\n",
+        (6, 3, "environment.DB_PASSWORD", "task definition's `secrets`"),
+    ),
+    "literal api key in a step": (
+        GOOD + "steps:\n  a:\n    environment:\n      API_KEY: abc\n",
+        (8, 7, "steps.a.environment.API_KEY", "looks like a secret"),
+    ),
+    "depends_on unknown": (
+        GOOD + "steps:\n  a: {}\n  b:\n    depends_on: [c]\n",
+        (8, 18, "steps.b.depends_on.0", "no step 'c'"),
+    ),
+    "depends_on cycle": (
+        GOOD + "steps:\n  a:\n    depends_on: [b]\n  b:\n    depends_on: [a]\n",
+        (7, 5, "steps.a.depends_on", "a -> b -> a"),
+    ),
+    "unknown network": (GOOD + "network: dmz\n", (5, 1, "network", "no network 'dmz'")),
+    "bad timezone": (GOOD + "timezone: Mars/Olympus\n", (5, 11, "timezone", "unknown time zone")),
+    "bad alert event": (GOOD + "alerts:\n  events: [failure, boom]\n", (6, 21, "alerts.events.1", "'boom'")),
+    "bad param type": (
+        GOOD + "params:\n  p:\n    type: text\n    description: d\n",
+        (7, 11, "params.p.type", "'text'"),
+    ),
+    "param without description": (
+        GOOD + "params:\n  p:\n    type: string\n",
+        (6, 3, "params.p.description", "required"),
+    ),
+    "param default not in enum": (
+        GOOD + "params:\n  p:\n    type: string\n    description: d\n    enum: [a, b]\n    default: c\n",
+        (10, 14, "params.p.default", "'c' is not one of"),
+    ),
+    "param default of wrong type": (
+        GOOD + "params:\n  n:\n    type: integer\n    description: d\n    default: ten\n",
+        (9, 14, "params.n.default", "is not of type 'integer'"),
+    ),
+    "scheduled param without default": (
+        GOOD + "schedule: cron(0 2 * * ? *)\nparams:\n  p:\n    type: string\n    description: d\n",
+        (7, 3, "params.p", "needs a default"),
+    ),
+    "matrix axis not a template": (
+        GOOD + "matrix:\n  region: us-east-1\n",
+        (6, 11, "matrix.region", "template"),
+    ),
+    "empty matrix axis": (GOOD + "matrix:\n  region: []\n", (6, 11, "matrix.region", "at least one value")),
+    "empty steps": (GOOD + "steps: {}\n", (5, 8, "steps", "at least 1 item")),
+    "bad schedule": (
+        GOOD + "schedule: cron(0 2 * * * *)\n",
+        (5, 11, "schedule", "exactly one of them must be '?'"),
+    ),
+    "bad rate": (GOOD + "schedule: rate(1 minutes)\n", (5, 11, "schedule", "needs the unit 'minute'")),
+    "not a mapping": ("- a\n- b\n", (1, 1, "", "expected a mapping")),
+    "invalid yaml": (GOOD + "environment: {A: 1\n", (6, 1, "", "invalid YAML")),
+}
+
+
+@pytest.mark.parametrize("text, expected", MALFORMED.values(), ids=MALFORMED.keys())
+def test_malformed_job_file(config_dir: Path, text: str, expected: tuple[int, int, str, str]):
+    path = write(config_dir, "job", text)
+    (problem,) = load_catalog(config_dir, "local").broken[path]
+    line, column, field, fragment = expected
+    assert (problem.path, problem.line, problem.column, problem.field) == (path, line, column, field), str(
+        problem
+    )
+    assert fragment in problem.message

@@ -102,6 +102,8 @@ def test_stack_starts_healthy_with_the_catalog_dags_and_a_run_succeeds(stack):
     assert {d["dag_id"] for d in dags} == shipped
     assert api.call("GET", "/api/v2/importErrors")["total_entries"] == 0
 
+    # New DAGs start paused (Airflow's default): the user picks what runs on the laptop.
+    api.call("PATCH", "/api/v2/dags/data_processor", {"is_paused": False})
     run = api.call(
         "POST", "/api/v2/dags/data_processor/dagRuns", {"logical_date": "2026-03-04T02:00:00Z", "conf": {}}
     )

@@ -7,15 +7,30 @@ column it comes from, and a broken job file never hides the other jobs.
 from __future__ import annotations
 
 import difflib
+import graphlib
 import os
 import re
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 from pydantic import BaseModel, ValidationError
 
-from ecsjobs.models import Environment, Job, JobSettings, Step, StepSettings
+from ecsjobs.models import (
+    FARGATE_LAUNCHES,
+    TEMPLATE,
+    Environment,
+    Job,
+    JobSettings,
+    Step,
+    StepSettings,
+    fargate_size_error,
+    literal_secret,
+    step_order,
+)
+from ecsjobs.schedules import ScheduleError, parse_schedule
 from ecsjobs.yamlfile import YamlDocument, YamlFileError, load_yaml
 
 CONFIG_DIR_VAR = "ECSJOBS_CONFIG_DIR"
@@ -36,8 +51,16 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        where = f"{self.path}:{self.line}:{self.column}"
+        where = f"{_relative(self.path)}:{self.line}:{self.column}"
         return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+
+def _relative(path: Path) -> Path:
+    """Paths under the working directory print relative to it, as editors and terminals link them."""
+    try:
+        return path.resolve().relative_to(Path.cwd())
+    except ValueError:
+        return path
 
 
 class CatalogError(Exception):
@@ -104,7 +127,7 @@ def load_catalog(directory: Path | None = None, environment: str | None = None) 
     broken: dict[Path, list[Problem]] = {}
     for path in sorted((directory / "jobs").glob("*.y*ml")):
         job_problems: list[Problem] = []
-        spec = _load_job(path, defaults_doc, job_problems)
+        spec = _load_job(path, defaults_doc, env, job_problems)
         if job_problems or spec is None:
             broken[path] = job_problems
         else:
@@ -112,7 +135,9 @@ def load_catalog(directory: Path | None = None, environment: str | None = None) 
     return Catalog(environment, env, jobs, broken)
 
 
-def _load_job(path: Path, defaults_doc: YamlDocument | None, problems: list[Problem]) -> JobSpec | None:
+def _load_job(
+    path: Path, defaults_doc: YamlDocument | None, env: Environment, problems: list[Problem]
+) -> JobSpec | None:
     if not _JOB_ID.match(path.stem):
         problems.append(Problem(path, 1, 1, "", "file name must use only letters, digits, '_', '-', '.'"))
         return None
@@ -124,24 +149,110 @@ def _load_job(path: Path, defaults_doc: YamlDocument | None, problems: list[Prob
         return None
     defaults = _step_layer(defaults_doc.data if defaults_doc else {})
     job_layer = _step_layer(doc.data)
-    raw_steps = job.steps if job.steps is not None else {"run": {}}
+    raw_steps = doc.data["steps"] if job.steps is not None else {"run": {}}
     steps: dict[str, Step] = {}
     for name, raw in raw_steps.items():
         merged = _merge(defaults, job_layer, raw or {})
         step = _validate(Step, doc, problems, data=merged, loc_prefix=("steps", name) if job.steps else ())
         if step is not None:
             steps[name] = step
-    for name, step in steps.items():
-        for i, upstream in enumerate(step.depends_on):
-            if upstream not in raw_steps:
-                line, column = doc.locate(("steps", name, "depends_on", i))
-                hint = _did_you_mean(upstream, raw_steps)
-                problems.append(
-                    Problem(path, line, column, f"steps.{name}.depends_on", f"no step {upstream!r}{hint}")
-                )
+    _check_steps(doc, defaults_doc, env, job, raw_steps, steps, problems)
+    _check_params(doc, job, problems)
+    _check_matrix(doc, job, problems)
+    _check_schedule(doc, job, problems)
     if problems:
         return None
     return JobSpec(id=path.stem, source=path, job=job, steps=steps)
+
+
+def _check_steps(
+    doc: YamlDocument,
+    defaults_doc: YamlDocument | None,
+    env: Environment,
+    job: Job,
+    raw_steps: dict[str, Any],
+    steps: dict[str, Step],
+    problems: list[Problem],
+) -> None:
+    def problem(step: str, keys: tuple[str | int, ...], message: str) -> None:
+        path, line, column = _where(doc, defaults_doc, step if job.steps else None, keys)
+        field = ".".join(map(str, (("steps", step) if job.steps else ()) + keys))
+        problems.append(Problem(path, line, column, field, message))
+
+    for name, step in steps.items():
+        for i, upstream in enumerate(step.depends_on):
+            if upstream not in raw_steps:
+                problem(name, ("depends_on", i), f"no step {upstream!r}{_did_you_mean(upstream, raw_steps)}")
+        if step.launch in FARGATE_LAUNCHES and (error := fargate_size_error(step.cpu, step.memory)):
+            problem(name, (error[0],), error[1])
+        if step.network and step.network not in env.networks:
+            known = sorted(env.networks) or "none"
+            problem(name, ("network",), f"no network {step.network!r} in this environment; known: {known}")
+        for variable, value in step.environment.items():
+            if literal_secret(variable, value):
+                problem(
+                    name,
+                    ("environment", variable),
+                    f"{variable!r} looks like a secret with a literal value; reference it from the task "
+                    "definition's `secrets` (Secrets Manager or SSM parameter) instead of the catalog",
+                )
+    try:
+        step_order({name: [d for d in step.depends_on if d in steps] for name, step in steps.items()})
+    except graphlib.CycleError as err:
+        cycle = err.args[1]
+        problem(cycle[0], ("depends_on",), f"steps depend on each other in a cycle: {' -> '.join(cycle)}")
+
+
+def _check_params(doc: YamlDocument, job: Job, problems: list[Problem]) -> None:
+    for name, param in job.params.items():
+        if param.default is None:
+            if job.schedule:
+                problems.append(
+                    _problem(doc, ("params", name), "needs a default: scheduled runs use it", False)
+                )
+            continue
+        try:
+            jsonschema.validate(param.default, {"type": param.type, **param.schema_kwargs()})
+        except jsonschema.ValidationError as err:
+            message = f"default {param.default!r}: {err.message}"
+            problems.append(_problem(doc, ("params", name, "default"), message))
+        except jsonschema.SchemaError as err:
+            problems.append(_problem(doc, ("params", name), f"invalid schema: {err.message}", False))
+
+
+def _check_matrix(doc: YamlDocument, job: Job, problems: list[Problem]) -> None:
+    for axis, values in job.matrix.items():
+        if isinstance(values, str) and not TEMPLATE.search(values):
+            example = "{{ params." + axis + " }}"
+            message = f"expected a list of values or a template like '{example}', got {values!r}"
+            problems.append(_problem(doc, ("matrix", axis), message))
+        elif isinstance(values, list) and not values:
+            problems.append(_problem(doc, ("matrix", axis), "expected at least one value"))
+
+
+def _check_schedule(doc: YamlDocument, job: Job, problems: list[Problem]) -> None:
+    try:
+        parse_schedule(job.schedule, job.timezone or "UTC")
+    except ScheduleError as err:
+        problems.append(_problem(doc, ("schedule",), f"{err} (got {job.schedule!r})"))
+
+
+def _problem(doc: YamlDocument, loc: tuple[str | int, ...], message: str, value: bool = True) -> Problem:
+    line, column = doc.locate(loc, value=value)
+    return Problem(doc.path, line, column, ".".join(map(str, loc)), message)
+
+
+def _where(
+    doc: YamlDocument, defaults_doc: YamlDocument | None, step: str | None, keys: tuple[str | int, ...]
+) -> tuple[Path, int, int]:
+    """The file and position a step's effective setting came from: the step, the job, or the defaults."""
+    candidates = [(doc, ("steps", step, *keys))] if step else []
+    candidates += [(doc, keys)] + ([(defaults_doc, keys)] if defaults_doc else [])
+    for source, loc in candidates:
+        for end in range(len(loc), 0, -1):
+            if loc[:end] in source.positions and (source is not doc or end > (2 if step else 0)):
+                return (source.path, *source.positions[loc[:end]])
+    return (doc.path, *doc.locate(("steps", step) if step else ()))
 
 
 def _step_layer(data: dict[str, Any]) -> dict[str, Any]:
@@ -190,7 +301,7 @@ def _validate(
     except ValidationError as err:
         for error in err.errors():
             loc = loc_prefix + tuple(error["loc"])
-            line, column = doc.locate(loc)
+            line, column = doc.locate(loc, value=error["type"] != "extra_forbidden")
             problems.append(Problem(doc.path, line, column, ".".join(map(str, loc)), _describe(error, model)))
         return None
 
@@ -198,10 +309,27 @@ def _validate(
 def _describe(error: dict[str, Any], model: type[BaseModel]) -> str:
     if error["type"] == "extra_forbidden":
         key = str(error["loc"][-1])
-        return f"unknown key {key!r}{_did_you_mean(key, model.model_fields)}"
+        return f"unknown key {key!r}{_did_you_mean(key, _model_at(model, error['loc'][:-1]).model_fields)}"
     if error["type"] == "missing":
         return "required but not set"
     return f"{error['msg']} (got {error['input']!r})"
+
+
+def _model_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> type[BaseModel]:
+    """The nested model that a location points into, so suggestions come from the right set of keys."""
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None:
+            continue
+        nested = [t for t in _flatten(field.annotation) if isinstance(t, type) and issubclass(t, BaseModel)]
+        if nested:
+            model = nested[0]
+    return model
+
+
+def _flatten(annotation: Any) -> list[Any]:
+    args = typing.get_args(annotation)
+    return [annotation] + [t for arg in args for t in _flatten(arg)] if args else [annotation]
 
 
 def _did_you_mean(word: str, choices) -> str:

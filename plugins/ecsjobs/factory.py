@@ -1,56 +1,94 @@
-"""Turn the catalog into Airflow DAGs: one DAG per job, one ``EcsJobOperator`` per step."""
+"""Turn the catalog into Airflow DAGs: one DAG per job, one ``EcsJobOperator`` per step.
+
+A job with a ``matrix`` runs its steps in a mapped task group, once per combination of the matrix values;
+the combinations are computed at run time so they can come from the run's params.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from airflow.sdk import DAG
+import pendulum
+from airflow.sdk import DAG, Param, task_group
 
 from ecsjobs.catalog import Catalog, JobSpec
-from ecsjobs.models import Environment, Step
+from ecsjobs.matrix import MatrixOperator
+from ecsjobs.models import Environment, Step, step_order
 from ecsjobs.operators import EcsJobOperator
+from ecsjobs.schedules import parse_schedule
 
 DEFAULT_LOG_STREAM_PREFIX = "ecs"
 
 
-def build_dags(catalog: Catalog) -> dict[str, DAG]:
-    return {job_id: build_dag(spec, catalog.environment) for job_id, spec in catalog.jobs.items()}
+def build_dags(catalog: Catalog, only: str | None = None) -> dict[str, DAG]:
+    """Every job's DAG, or only the one named (a worker needs just the DAG of the task it runs)."""
+    jobs = {only: catalog.jobs[only]} if only in catalog.jobs else catalog.jobs
+    return {job_id: build_dag(spec, catalog.environment) for job_id, spec in jobs.items()}
 
 
 def build_dag(spec: JobSpec, env: Environment) -> DAG:
     job = spec.job
+    timezone = job.timezone or "UTC"
     with DAG(
         dag_id=spec.id,
         description=job.description.strip().splitlines()[0],
-        doc_md=job.description,
-        schedule=job.schedule,
-        start_date=datetime.combine(job.start_date, datetime.min.time(), tzinfo=UTC),
+        doc_md=_doc(spec),
+        schedule=parse_schedule(job.schedule, timezone),
+        start_date=pendulum.instance(datetime.combine(job.start_date, datetime.min.time()), tz=timezone),
         catchup=bool(job.catchup),
         max_active_runs=job.max_active_runs or 16,
         tags=job.tags,
+        params={
+            name: Param(p.default, description=p.description, **p.schema_kwargs())
+            for name, p in job.params.items()
+        },
         default_args={"owner": job.owner or "airflow"},
     ) as dag:
-        tasks = {
-            name: EcsJobOperator(task_id=name, **step_kwargs(step, env)) for name, step in spec.steps.items()
-        }
-        for name, step in spec.steps.items():
-            for upstream in step.depends_on:
-                tasks[upstream] >> tasks[name]
+        if job.matrix:
+            combinations = MatrixOperator(task_id="matrix", axes=dict(job.matrix))
+
+            @task_group(group_id="each")
+            def each(combination):
+                _steps(spec, env, matrix=combination)
+
+            each.expand(combination=combinations.output)
+        else:
+            _steps(spec, env)
     return dag
 
 
-def step_kwargs(step: Step, env: Environment) -> dict[str, Any]:
+def _steps(spec: JobSpec, env: Environment, matrix: Any = None) -> None:
+    tasks: dict[str, EcsJobOperator] = {}
+    graph = {name: step.depends_on for name, step in spec.steps.items()}
+    for name in step_order(graph):
+        tasks[name] = EcsJobOperator(
+            task_id=name, matrix=matrix, **step_kwargs(spec.steps[name], env, spec.id)
+        )
+        for upstream in graph[name]:
+            tasks[upstream] >> tasks[name]
+
+
+def _doc(spec: JobSpec) -> str:
+    entry = spec.source.read_text()
+    return f"{spec.job.description}\n\nCatalog entry `{spec.source.name}`:\n\n```yaml\n{entry}```\n"
+
+
+def step_kwargs(step: Step, env: Environment, job_id: str) -> dict[str, Any]:
     """The ``EcsRunTaskOperator`` arguments for one step in one environment."""
+    network = env.networks[step.network] if step.network else None
+    assign_public_ip = env.assign_public_ip
+    if network and network.assign_public_ip is not None:
+        assign_public_ip = network.assign_public_ip
     kwargs: dict[str, Any] = {
         "cluster": env.cluster,
         "task_definition": step.task_definition,
         "overrides": overrides(step),
         "network_configuration": {
             "awsvpcConfiguration": {
-                "subnets": list(env.subnets),
-                "securityGroups": list(env.security_groups),
-                "assignPublicIp": "ENABLED" if env.assign_public_ip else "DISABLED",
+                "subnets": list(network and network.subnets or env.subnets),
+                "securityGroups": list(network and network.security_groups or env.security_groups),
+                "assignPublicIp": "ENABLED" if assign_public_ip else "DISABLED",
             }
         },
         "aws_conn_id": env.aws_conn_id,
@@ -61,6 +99,8 @@ def step_kwargs(step: Step, env: Environment) -> dict[str, Any]:
         "awslogs_region": env.region,
         "platform_version": step.platform_version,
         "waiter_delay": max(1, int(env.poll_interval.total_seconds())),
+        "tags": {"job": job_id, **step.task_tags},
+        "propagate_tags": "TASK_DEFINITION",
         **launch_kwargs(step, env),
     }
     if step.retries is not None:
@@ -92,18 +132,13 @@ def launch_kwargs(step: Step, env: Environment) -> dict[str, Any]:
     if step.launch == "fargate":
         return {"launch_type": "FARGATE"}
     if step.launch == "fargate_spot":
-        return {
-            "launch_type": None,
-            "capacity_provider_strategy": [{"capacityProvider": "FARGATE_SPOT", "weight": 1}],
-        }
+        return _capacity_provider("FARGATE_SPOT")
     if step.launch == "ec2_spot":
-        return {
-            "launch_type": None,
-            "capacity_provider_strategy": [{"capacityProvider": env.ec2_spot_capacity_provider, "weight": 1}],
-        }
+        return _capacity_provider(env.ec2_spot_capacity_provider)
     if env.ec2_capacity_provider:
-        return {
-            "launch_type": None,
-            "capacity_provider_strategy": [{"capacityProvider": env.ec2_capacity_provider, "weight": 1}],
-        }
+        return _capacity_provider(env.ec2_capacity_provider)
     return {"launch_type": "EC2"}
+
+
+def _capacity_provider(name: str) -> dict[str, Any]:
+    return {"launch_type": None, "capacity_provider_strategy": [{"capacityProvider": name, "weight": 1}]}

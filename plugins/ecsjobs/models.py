@@ -1,20 +1,47 @@
 """The catalog's schema: what a job file, the defaults file and an environment file may contain.
 
-Strict pydantic models: unknown keys are errors, so a typo never silently becomes a default.
+Strict pydantic models: unknown keys are errors, so a typo never silently becomes a default. Every field has a
+description; the JSON Schema under ``config/schema/`` is generated from these models for editors.
 """
 
 from __future__ import annotations
 
+import graphlib
 import re
+import zoneinfo
 from datetime import date, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 Launch = Literal["fargate", "fargate_spot", "ec2_spot", "ec2"]
+AlertEvent = Literal["failure", "timeout", "late", "retry", "recovery"]
+OutcomeClass = Literal[
+    "application_failure",
+    "out_of_memory",
+    "infrastructure_loss",
+    "failed_to_start",
+    "no_capacity",
+    "stopped_externally",
+    "timed_out",
+]
+SPOT_LAUNCHES = ("fargate_spot", "ec2_spot")
+FARGATE_LAUNCHES = ("fargate", "fargate_spot")
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+TEMPLATE = re.compile(r"{{.*?}}|{%.*?%}", re.S)
+_SECRET_WORDS = ("PASSWORD", "SECRET", "TOKEN", "KEY")
+# Fargate's allowed task sizes: CPU units -> memory MiB allowed with it.
+FARGATE_SIZES: dict[int, range] = {
+    256: range(512, 2049, 512),
+    512: range(1024, 4097, 1024),
+    1024: range(2048, 8193, 1024),
+    2048: range(4096, 16385, 1024),
+    4096: range(8192, 30721, 1024),
+    8192: range(16384, 61441, 4096),
+    16384: range(32768, 122881, 8192),
+}
 
 
 def _parse_duration(value: object) -> object:
@@ -26,11 +53,79 @@ def _parse_duration(value: object) -> object:
     return value
 
 
-Duration = Annotated[timedelta, BeforeValidator(_parse_duration)]
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("expected a positive duration")
+    return value
+
+
+def _timezone(value: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}; expected an IANA name like 'Europe/Berlin'") from None
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_parse_duration), AfterValidator(_positive)]
+TimeZone = Annotated[str, AfterValidator(_timezone)]
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Network(Strict):
+    """A named set of awsvpc settings that steps can choose instead of the environment's default network."""
+
+    subnets: list[str] | None = Field(default=None, min_length=1, description="Subnet ids.")
+    security_groups: list[str] | None = Field(default=None, min_length=1, description="Security group ids.")
+    assign_public_ip: bool | None = Field(default=None, description="Give the task a public IP.")
+
+
+class RetryPolicy(Strict):
+    """How many times each outcome class is retried; unset classes use the built-in defaults."""
+
+    application_failure: int | None = Field(
+        default=None, ge=0, description="Non-zero exit of the job's code."
+    )
+    out_of_memory: int | None = Field(
+        default=None, ge=0, description="Container killed for memory (exit 137)."
+    )
+    infrastructure_loss: int | None = Field(
+        default=None, ge=0, description="Spot interruption, termination notice, host failure."
+    )
+    failed_to_start: int | None = Field(
+        default=None, ge=0, description="Image pull, network or secret errors before the container ran."
+    )
+    no_capacity: int | None = Field(default=None, ge=0, description="RunTask could not place the task.")
+    stopped_externally: int | None = Field(default=None, ge=0, description="Someone else stopped the task.")
+    timed_out: int | None = Field(
+        default=None, ge=0, description="Stopped by this project for running too long."
+    )
+
+
+class Alerts(Strict):
+    """Where and when Slack hears about a job."""
+
+    channel: str | None = Field(default=None, description="Slack channel; defaults to the environment's.")
+    events: list[AlertEvent] | None = Field(
+        default=None, description="Events that alert: failure, timeout, late, retry, recovery."
+    )
+    deadline: Duration | None = Field(
+        default=None, description="A run not finished this long after its logical date alerts as late."
+    )
+
+
+class Metrics(Strict):
+    """How records and errors are read from the job's final JSON summary log line."""
+
+    records_field: str | None = Field(default=None, description="Summary-line field with records processed.")
+    errors_field: str | None = Field(default=None, description="Summary-line field with the error count.")
+    logs_insights_query: str | None = Field(
+        default=None,
+        description="On real AWS: a Logs Insights query returning `records` and `errors` instead.",
+    )
 
 
 class Environment(Strict):
@@ -57,59 +152,121 @@ class Environment(Strict):
     slack_channel: str = Field(description="Default Slack channel for alerts.")
     metrics_namespace: str = Field(description="CloudWatch namespace for job metrics.")
     audit_log_group: str = Field(description="CloudWatch Logs group receiving one audit record per step run.")
+    networks: dict[str, Network] = Field(
+        default_factory=dict, description="Named networks a step may pick with `network: <name>`."
+    )
 
 
 class StepSettings(Strict):
     """Settings of an ECS step. They may be set in defaults, on a job (for all its steps) or on a step."""
 
     task_definition: str | None = Field(
-        default=None, description="Task definition family, or family:revision to pin one revision."
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{1,255}(:[1-9][0-9]*)?$",
+        description="Task definition family, or family:revision to pin one revision.",
     )
     container: str | None = Field(
         default=None, description="Name of the essential container that runs the job (receives overrides)."
     )
     command: list[str] | None = Field(
-        default=None, description="Replaces the container's command; each argument is templated separately."
+        default=None,
+        description="Replaces the container's command; each argument is a Jinja template, not a shell line.",
     )
     environment: dict[str, str] = Field(
         default_factory=dict,
         description="Environment variables merged into the container's; values are Jinja templates.",
     )
-    cpu: int | None = Field(default=None, description="Task-level CPU units override (e.g. 1024).")
-    memory: int | None = Field(default=None, description="Task-level memory override in MiB (e.g. 2048).")
+    cpu: int | None = Field(default=None, gt=0, description="Task-level CPU units override (e.g. 1024).")
+    memory: int | None = Field(
+        default=None, gt=0, description="Task-level memory override in MiB (e.g. 2048)."
+    )
     launch: Launch | None = Field(default=None, description="Where the task runs.")
+    fallback_to_on_demand: bool | None = Field(
+        default=None,
+        description="After a Spot interruption or no Spot capacity, retry on on-demand capacity.",
+    )
     platform_version: str | None = Field(default=None, description="Fargate platform version, e.g. LATEST.")
-    retries: int | None = Field(default=None, ge=0, description="Airflow retries of the step.")
+    network: str | None = Field(
+        default=None, description="Name of one of the environment's `networks` to use instead of its default."
+    )
+    task_tags: dict[str, str] = Field(default_factory=dict, description="Tags put on the ECS task.")
+    retries: int | None = Field(default=None, ge=0, description="Airflow retries of the step (upper bound).")
     retry_delay: Duration | None = Field(default=None, description="Delay before a retry.")
+    retry_policy: RetryPolicy | None = Field(default=None, description="Retries per outcome class.")
     timeout: Duration | None = Field(default=None, description="Longest a step may run before it is stopped.")
+    expected_duration: Duration | None = Field(
+        default=None, description="Usual run time; a step running 1.5x longer alerts, and alarms use it."
+    )
+    alerts: Alerts | None = Field(default=None, description="Slack alert routing.")
+    metrics: Metrics | None = Field(default=None, description="Where records and errors come from.")
     log_group: str | None = Field(
         default=None, description="awslogs group of the container; defaults to /ecs/<family>."
     )
     log_stream_prefix: str | None = Field(default=None, description="awslogs-stream-prefix of the container.")
 
 
-class Step(StepSettings):
+class StepEntry(StepSettings):
+    """A step as written in a job file; what it does not set comes from the job and the defaults."""
+
+    depends_on: list[str] = Field(default_factory=list, description="Steps that must succeed first.")
+
+
+class Step(StepEntry):
     """One ECS task in a job, with settings layered over the job's and the defaults'."""
 
     task_definition: str = Field(
-        description="Task definition family, or family:revision to pin one revision."
+        pattern=r"^[A-Za-z0-9_-]{1,255}(:[1-9][0-9]*)?$",
+        description="Task definition family, or family:revision to pin one revision.",
     )
     container: str = Field(
         description="Name of the essential container that runs the job (receives overrides)."
     )
     launch: Launch = Field(default="fargate", description="Where the task runs.")
-    depends_on: list[str] = Field(default_factory=list, description="Steps that must succeed first.")
 
     @property
     def family(self) -> str:
-        return (self.task_definition or "").split(":")[0]
+        return self.task_definition.split(":")[0]
+
+
+class ParamSpec(Strict):
+    """A run parameter: shown in the UI trigger form, validated before a run is created."""
+
+    type: Literal["string", "integer", "number", "boolean", "array", "object"] = Field(
+        description="JSON Schema type of the value."
+    )
+    description: str = Field(description="Help text shown under the field in the trigger form.")
+    default: Any = Field(default=None, description="Value for scheduled runs and the form's initial value.")
+    title: str | None = Field(default=None, description="Label in the form (defaults to the name).")
+    enum: list[Any] | None = Field(default=None, min_length=1, description="The only allowed values.")
+    pattern: str | None = Field(default=None, description="Regular expression a string must match.")
+    format: Literal["date", "date-time", "time", "email", "uri"] | None = Field(
+        default=None, description="String format (e.g. date shows a date picker)."
+    )
+    minimum: float | None = Field(default=None, description="Smallest allowed number.")
+    maximum: float | None = Field(default=None, description="Largest allowed number.")
+    items: dict[str, Any] | None = Field(default=None, description="JSON Schema of array items.")
+
+    def schema_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of Airflow's ``Param`` (JSON Schema keywords) besides default and description."""
+        return self.model_dump(exclude={"default", "description"}, exclude_none=True)
+
+
+MatrixAxis = Annotated[
+    list[str | int | float | bool] | str,
+    Field(
+        description="Values to fan out over, or a template such as '{{ params.customers }}' giving a list."
+    ),
+]
 
 
 class JobSettings(StepSettings):
     """Job-level keys that also make sense organisation-wide (the defaults file)."""
 
     owner: str | None = Field(default=None, description="Team or person responsible for the job.")
-    tags: list[str] = Field(default_factory=list, description="Airflow DAG tags.")
+    tags: list[str] = Field(default_factory=list, description="Airflow DAG tags (filters in the UI).")
+    timezone: TimeZone | None = Field(
+        default=None, description="IANA time zone the schedule is read in (UTC)."
+    )
     catchup: bool | None = Field(default=None, description="Create runs for missed intervals.")
     max_active_runs: int | None = Field(default=None, ge=1, description="Concurrent runs of the job.")
 
@@ -117,11 +274,45 @@ class JobSettings(StepSettings):
 class Job(JobSettings):
     """A job file: one scheduled job, made of one or more steps."""
 
-    description: str = Field(description="What the job does; shown in the Airflow UI.")
+    description: str = Field(min_length=1, description="What the job does; shown in the Airflow UI.")
     schedule: str | None = Field(
-        default=None, description="Cron expression or Airflow preset; none = manual."
+        default=None,
+        description="EventBridge cron(...) or rate(...), 5-field cron, an Airflow preset, or none (manual).",
     )
     start_date: date = Field(description="First logical date the job may run for.")
-    steps: dict[str, dict] | None = Field(
-        default=None, description="Named steps; a job without steps is one step called `run`."
+    params: dict[str, ParamSpec] = Field(
+        default_factory=dict, description="Run parameters (UI trigger form)."
     )
+    matrix: dict[str, MatrixAxis] = Field(
+        default_factory=dict, description="Fan-out: the job's steps run once per combination of these values."
+    )
+    steps: dict[str, StepEntry | None] | None = Field(
+        default=None, min_length=1, description="Named steps; a job without steps is one step called `run`."
+    )
+
+
+def literal_secret(name: str, value: str) -> bool:
+    """Named like a secret (…PASSWORD, …_KEY, …TOKEN, …SECRET) with a value that is not only templates."""
+    words = re.split(r"[^A-Z0-9]+", name.upper())
+    named_like_secret = any(word.endswith(secret) for word in words for secret in _SECRET_WORDS)
+    return named_like_secret and bool(TEMPLATE.sub("", value).strip())
+
+
+def fargate_size_error(cpu: int | None, memory: int | None) -> tuple[str, str] | None:
+    """The field and the reason when a cpu/memory override is not a Fargate task size, else None."""
+    if cpu is not None and cpu not in FARGATE_SIZES:
+        return "cpu", f"cpu {cpu} is not a Fargate size; expected one of {sorted(FARGATE_SIZES)}"
+    if cpu is not None and memory is not None and memory not in FARGATE_SIZES[cpu]:
+        allowed = FARGATE_SIZES[cpu]
+        return "memory", (
+            f"memory {memory} MiB is not allowed with cpu {cpu} on Fargate; expected "
+            f"{allowed.start}-{allowed.stop - 1} MiB in steps of {allowed.step}"
+        )
+    if cpu is None and memory is not None and not any(memory in sizes for sizes in FARGATE_SIZES.values()):
+        return "memory", f"memory {memory} MiB is not a Fargate size"
+    return None
+
+
+def step_order(steps: dict[str, list[str]]) -> list[str]:
+    """Steps in dependency order; raises ``graphlib.CycleError`` naming the cycle."""
+    return list(graphlib.TopologicalSorter(steps).static_order())

@@ -2,29 +2,51 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+BOOL_TAG = "tag:yaml.org,2002:bool"
+TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 Location = tuple[int, int]  # 1-based line and column
 
 
 @dataclass
 class YamlDocument:
-    """A parsed YAML file and the position of every mapping key and sequence item in it."""
+    """A parsed YAML file and where each mapping key and each value (keyed by its path) starts in it."""
 
     path: Path
     data: Any
     positions: dict[tuple[str | int, ...], Location] = field(default_factory=dict)
+    value_positions: dict[tuple[str | int, ...], Location] = field(default_factory=dict)
 
-    def locate(self, loc: tuple[str | int, ...]) -> Location:
-        """Position of the deepest known prefix of ``loc`` (the file start when nothing matches)."""
+    def locate(self, loc: tuple[str | int, ...], value: bool = False) -> Location:
+        """Where the key (or with ``value``, the value) at the deepest known prefix of ``loc`` starts."""
         for end in range(len(loc), 0, -1):
             if loc[:end] in self.positions:
-                return self.positions[loc[:end]]
+                exact = end == len(loc)
+                return (self.value_positions if value and exact else self.positions)[loc[:end]]
         return (1, 1)
+
+
+class CatalogLoader(yaml.SafeLoader):
+    """YAML as people expect in config files.
+
+    Only ``true``/``false`` are booleans (``on``, ``yes``, ``no`` stay strings), and dates stay strings for
+    the schema to check, so a bad date is a located error rather than a crash.
+    """
+
+
+CatalogLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in (BOOL_TAG, TIMESTAMP_TAG)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+CatalogLoader.add_implicit_resolver(
+    BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 
 
 class YamlFileError(Exception):
@@ -39,26 +61,26 @@ def load_yaml(path: Path) -> YamlDocument:
     """Parse ``path`` with the safe loader and index the positions of its keys."""
     text = path.read_text(encoding="utf-8")
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=CatalogLoader)
+        data = yaml.load(text, Loader=CatalogLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         raise YamlFileError(path, line, column, f"{err.problem or err}") from None
     doc = YamlDocument(path=path, data=data)
     if node is not None:
-        _index(node, (), doc.positions)
+        _index(node, (), doc)
     return doc
 
 
-def _index(node: yaml.Node, prefix: tuple[str | int, ...], positions: dict) -> None:
+def _index(node: yaml.Node, prefix: tuple[str | int, ...], doc: YamlDocument) -> None:
     if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = prefix + (key_node.value,)
-            positions[key] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            _index(value_node, key, positions)
+        children = [(prefix + (key.value,), key, value) for key, value in node.value]
     elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            key = prefix + (i,)
-            positions[key] = (item.start_mark.line + 1, item.start_mark.column + 1)
-            _index(item, key, positions)
+        children = [(prefix + (i,), item, item) for i, item in enumerate(node.value)]
+    else:
+        return
+    for loc, key_node, value_node in children:
+        doc.positions[loc] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+        doc.value_positions[loc] = (value_node.start_mark.line + 1, value_node.start_mark.column + 1)
+        _index(value_node, loc, doc)

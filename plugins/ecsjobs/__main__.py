@@ -1,0 +1,5 @@
+import sys
+
+from ecsjobs.cli import main
+
+sys.exit(main())

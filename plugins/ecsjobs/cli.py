@@ -1,0 +1,144 @@
+"""``python -m ecsjobs``: check, list and dry-run the catalog without an Airflow deployment.
+
+- ``validate [PATH]``: every problem of every file, exit 1 if any;
+- ``list``: jobs, their schedule in words, next fire times, launch types and steps;
+- ``render JOB --date D [--param k=v ...]``: the exact RunTask request(s) each step would send, as JSON;
+- ``schema [--check]``: (re)generate the JSON Schemas editors use (``config/schema/``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ecsjobs.catalog import Catalog, CatalogError, config_dir, load_catalog
+from ecsjobs.schema import schema_dir, schemas, write_schemas
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ecsjobs", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, help="config folder (default: $ECSJOBS_CONFIG_DIR or config/)")
+    parser.add_argument("--env", help="environment (default: $ECSJOBS_ENV or local)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    validate = commands.add_parser("validate", help="report every problem of the catalog")
+    validate.add_argument("path", nargs="?", type=Path, help="config folder to check")
+    commands.add_parser("list", help="jobs, schedules, next fire times, launch types and steps")
+    render = commands.add_parser("render", help="the RunTask requests of a job for one logical date")
+    render.add_argument("job")
+    render.add_argument("--date", required=True, help="logical date, e.g. 2026-03-01 or 2026-03-01T02:00:00Z")
+    render.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a run parameter")
+    schema = commands.add_parser("schema", help="regenerate config/schema/*.schema.json")
+    schema.add_argument(
+        "--check", action="store_true", help="only check that the committed files are current"
+    )
+    args = parser.parse_args(argv)
+
+    directory = args.config or config_dir()
+    try:
+        if args.command == "validate":
+            return _validate(load_catalog(args.path or directory, args.env))
+        if args.command == "list":
+            return _list(load_catalog(directory, args.env))
+        if args.command == "render":
+            return _render(load_catalog(directory, args.env), args.job, args.date, args.param)
+        return _schema(directory, args.check)
+    except CatalogError as err:
+        print(err, file=sys.stderr)
+        return 1
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+class UsageError(Exception):
+    """A mistake on the command line."""
+
+
+def _validate(catalog: Catalog) -> int:
+    for problems in catalog.broken.values():
+        for problem in problems:
+            print(problem, file=sys.stderr)
+    count = sum(len(p) for p in catalog.broken.values())
+    if count:
+        print(f"{count} problem(s) in {len(catalog.broken)} file(s)", file=sys.stderr)
+        return 1
+    print(f"{len(catalog.jobs)} job(s) valid in environment {catalog.environment_name!r}")
+    return 0
+
+
+def _list(catalog: Catalog) -> int:
+    from ecsjobs.models import step_order
+    from ecsjobs.schedules import describe_schedule, next_fire_times
+
+    now = datetime.now(UTC)
+    for job_id, spec in sorted(catalog.jobs.items()):
+        job, tz = spec.job, spec.job.timezone or "UTC"
+        fires = next_fire_times(job.schedule, tz, now, 3) if job.schedule else []
+        order = step_order({name: step.depends_on for name, step in spec.steps.items()})
+        launches = sorted({step.launch for step in spec.steps.values()})
+        print(f"{job_id}: {job.description.strip().splitlines()[0]}")
+        print(f"  schedule: {describe_schedule(job.schedule, tz) if job.schedule else 'manual only'}")
+        if fires:
+            print(f"  next: {', '.join(f.isoformat() for f in fires)}")
+        print(f"  launch: {', '.join(launches)}")
+        fan_out = f"  (once per combination of {', '.join(job.matrix)})" if job.matrix else ""
+        print(f"  steps: {' -> '.join(order)}{fan_out}")
+    for path in catalog.broken:
+        print(f"not listed, broken: {path} (see `validate`)", file=sys.stderr)
+    return 0
+
+
+def _render(catalog: Catalog, job_id: str, date: str, raw_params: list[str]) -> int:
+    from ecsjobs.render import render_requests
+
+    if job_id not in catalog.jobs:
+        broken = [p for p in catalog.broken if p.stem == job_id]
+        if broken:
+            raise CatalogError(catalog.broken[broken[0]])
+        raise UsageError(f"no job {job_id!r}; known: {', '.join(sorted(catalog.jobs))}")
+    try:
+        logical_date = datetime.fromisoformat(date.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(
+            f"--date {date!r}: expected an ISO date like 2026-03-01 or 2026-03-01T02:00:00Z"
+        ) from None
+    params = dict(_param(raw) for raw in raw_params)
+    try:
+        requests = render_requests(catalog.jobs[job_id], catalog.environment, logical_date, params)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    print(json.dumps(requests, indent=2, default=str))
+    return 0
+
+
+def _param(raw: str) -> tuple[str, Any]:
+    name, sep, value = raw.partition("=")
+    if not sep or not name:
+        raise UsageError(f"--param {raw!r}: expected NAME=VALUE")
+    try:
+        return name, json.loads(value)
+    except json.JSONDecodeError:
+        return name, value
+
+
+def _schema(directory: Path, check: bool) -> int:
+    if check:
+        stale = [name for name, text in schemas().items() if _read(schema_dir(directory) / name) != text]
+        if stale:
+            print(
+                f"stale JSON Schema(s): {', '.join(stale)}; run `python -m ecsjobs schema`", file=sys.stderr
+            )
+            return 1
+        print("JSON Schemas are current")
+        return 0
+    for path in write_schemas(schema_dir(directory)):
+        print(f"wrote {path}")
+    return 0
+
+
+def _read(path: Path) -> str | None:
+    return path.read_text() if path.exists() else None

@@ -1,0 +1,68 @@
+"""Dry run: the RunTask requests a job's steps would send for one logical date, rendered as Airflow would.
+
+Uses the job's real DAG and operators, Airflow's Jinja environment and the same context keys a task sees
+(``ds``, ``logical_date``, ``data_interval_*``, ``params``, ``macros``, ``matrix``), so what it prints is what
+the operator sends. Values only known at run time (``startedBy``, XCom, Variables) are not available here.
+"""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime
+from typing import Any
+
+from airflow.sdk.exceptions import ParamValidationError
+from airflow.sdk.execution_time.context import MacrosAccessor
+
+from ecsjobs.catalog import JobSpec
+from ecsjobs.factory import build_dag
+from ecsjobs.matrix import combinations
+from ecsjobs.models import Environment, step_order
+from ecsjobs.operators import EcsJobOperator
+
+
+def render_requests(
+    spec: JobSpec, env: Environment, logical_date: datetime, params: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """One entry per ECS task the run would start: step, matrix combination and the RunTask request."""
+    dag = build_dag(spec, env)
+    logical_date = logical_date if logical_date.tzinfo else logical_date.replace(tzinfo=UTC)
+    run_params = copy.deepcopy(dag.params)
+    unknown = set(params) - set(run_params)
+    if unknown:
+        raise ValueError(f"unknown param(s) {sorted(unknown)}; the job has {sorted(run_params) or 'none'}")
+    try:
+        run_params.update(params)  # Airflow 3.2 validates here, 3.3 in validate()
+        resolved = run_params.validate()
+    except ParamValidationError as err:
+        raise ValueError(str(err)) from None
+    interval = dag.timetable.infer_manual_data_interval(run_after=logical_date)
+    context: dict[str, Any] = {
+        "dag": dag,
+        "params": resolved,
+        "macros": MacrosAccessor(),
+        "run_id": f"manual__{logical_date.isoformat()}",
+        "logical_date": logical_date,
+        "ds": logical_date.strftime("%Y-%m-%d"),
+        "ds_nodash": logical_date.strftime("%Y%m%d"),
+        "ts": logical_date.isoformat(),
+        "ts_nodash": logical_date.strftime("%Y%m%dT%H%M%S"),
+        "data_interval_start": interval.start,
+        "data_interval_end": interval.end,
+    }
+    fan_out = combinations(spec.job.matrix, context) if spec.job.matrix else [None]
+    by_step = {
+        task.task_id.rsplit(".", 1)[-1]: task for task in dag.tasks if isinstance(task, EcsJobOperator)
+    }
+    order = step_order({name: step.depends_on for name, step in spec.steps.items()})
+    requests = []
+    for map_index, combination in enumerate(fan_out):
+        for name in order:
+            operator = copy.deepcopy(by_step[name])
+            operator.matrix = combination
+            operator.render_template_fields({**context, "task": operator}, dag.get_template_env())
+            entry: dict[str, Any] = {"step": name}
+            if combination is not None:
+                entry.update(map_index=map_index, matrix=combination)
+            requests.append({**entry, "request": operator.run_task_request()})
+    return requests
