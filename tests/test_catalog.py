@@ -206,3 +206,16 @@ def test_malformed_job_file(config_dir: Path, text: str, expected: tuple[int, in
         problem
     )
     assert fragment in problem.message
+
+
+def test_yaml_words_like_on_yes_no_stay_strings(config_dir: Path):
+    """YAML 1.1 would turn these into booleans; in a config file they are values."""
+    write(
+        config_dir,
+        "words",
+        GOOD + "params:\n  answer:\n    type: string\n    description: d\n    enum: [yes, no, on, off]\n"
+        "    default: no\n",
+    )
+    param = load_catalog(config_dir, "local").jobs["words"].job.params["answer"]
+    assert param.enum == ["yes", "no", "on", "off"]
+    assert param.default == "no"

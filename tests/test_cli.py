@@ -70,6 +70,8 @@ def test_render_prints_the_run_task_request_for_a_date():
     (entry,) = json.loads(result.stdout)
     request = entry["request"]
     assert entry["step"] == "run"
+    assert entry["settings"]["retries"] == 2  # from config/defaults.yaml
+    assert entry["settings"]["timeout"] == "PT2H"
     assert request["taskDefinition"] == "data-processor"
     assert request["launchType"] == "FARGATE"
     assert {"name": "JOB_DATE", "value": "2026-03-04"} in request["overrides"]["containerOverrides"][0][

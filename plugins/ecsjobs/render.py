@@ -24,7 +24,8 @@ from ecsjobs.operators import EcsJobOperator
 def render_requests(
     spec: JobSpec, env: Environment, logical_date: datetime, params: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    """One entry per ECS task the run would start: step, matrix combination and the RunTask request."""
+    """One entry per ECS task the run would start: the step's effective settings (defaults < job < step),
+    its matrix combination and the RunTask request."""
     dag = build_dag(spec, env)
     logical_date = logical_date if logical_date.tzinfo else logical_date.replace(tzinfo=UTC)
     run_params = copy.deepcopy(dag.params)
@@ -55,13 +56,14 @@ def render_requests(
         task.task_id.rsplit(".", 1)[-1]: task for task in dag.tasks if isinstance(task, EcsJobOperator)
     }
     order = step_order({name: step.depends_on for name, step in spec.steps.items()})
+    settings = {name: step.model_dump(mode="json", exclude_none=True) for name, step in spec.steps.items()}
     requests = []
     for map_index, combination in enumerate(fan_out):
         for name in order:
             operator = copy.deepcopy(by_step[name])
             operator.matrix = combination
             operator.render_template_fields({**context, "task": operator}, dag.get_template_env())
-            entry: dict[str, Any] = {"step": name}
+            entry: dict[str, Any] = {"step": name, "settings": settings[name]}
             if combination is not None:
                 entry.update(map_index=map_index, matrix=combination)
             requests.append({**entry, "request": operator.run_task_request()})
