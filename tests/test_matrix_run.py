@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from local.settings import REPO
 
@@ -15,7 +15,7 @@ def test_a_triggered_run_fans_out_over_the_params_it_was_given(aws, airflow_db, 
     dag = load_dags()["report_generator"]
 
     dag_run = dag.test(
-        logical_date=datetime(2026, 3, 10, 6, tzinfo=timezone.utc),
+        logical_date=datetime(2026, 3, 10, 6, tzinfo=UTC),
         run_conf={"customers": ["acme", "wayne"], "report_type": "detailed"},
     )
 
