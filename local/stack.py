@@ -20,6 +20,8 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from ecsjobs.catalog import load_catalog
+from ecsjobs.models import pool_name
 from local.settings import (
     ADMIN_PASSWORD,
     ADMIN_USER,
@@ -72,6 +74,9 @@ class Stack:
         self.wait(lambda: _answers(f"http://{HOST}:{self.ports.aws}/_local/stats"), timeout, "local AWS")
         self.wait(lambda: _answers(f"http://{HOST}:{self.ports.slack}/messages"), timeout, "local Slack")
         self.run([python, "-m", "local.seed", "--endpoint", f"http://{HOST}:{self.ports.aws}"])
+        env = load_catalog().environment
+        description = f"ECS tasks of the batch jobs on cluster {env.cluster}"
+        self.run([_airflow(), "pools", "set", pool_name(env), str(env.max_running_tasks), description])
         for component in AIRFLOW_COMPONENTS:
             self.start(component, [_airflow(), component])
         self.wait(self.healthy, timeout, "Airflow health")

@@ -59,6 +59,7 @@ def test_every_step_is_deferrable_with_its_container_and_logs(dags):
                 assert task.container_name
                 assert task.awslogs_group and task.awslogs_stream_prefix
                 assert task.botocore_config["retries"]["mode"] == "adaptive"
+                assert task.pool == "ecs_batch-jobs"  # caps concurrent ECS tasks per cluster
 
 
 def test_named_network_and_defaults(dags):

@@ -101,6 +101,8 @@ def test_stack_starts_healthy_with_the_catalog_dags_and_a_run_succeeds(stack):
     )
     assert {d["dag_id"] for d in dags} == shipped
     assert api.call("GET", "/api/v2/importErrors")["total_entries"] == 0
+    pool = api.call("GET", "/api/v2/pools/ecs_batch-jobs")
+    assert pool["slots"] == 20  # config/environments/local.yaml max_running_tasks
 
     # New DAGs start paused (Airflow's default): the user picks what runs on the laptop.
     api.call("PATCH", "/api/v2/dags/data_processor", {"is_paused": False})

@@ -14,7 +14,7 @@ from airflow.sdk import DAG, Param, task_group
 
 from ecsjobs.catalog import Catalog, JobSpec
 from ecsjobs.matrix import MatrixOperator
-from ecsjobs.models import Environment, Step, step_order
+from ecsjobs.models import Environment, Step, pool_name, step_order
 from ecsjobs.operators import EcsJobOperator
 from ecsjobs.schedules import parse_schedule
 
@@ -101,6 +101,7 @@ def step_kwargs(step: Step, env: Environment, job_id: str) -> dict[str, Any]:
         "waiter_delay": max(1, int(env.poll_interval.total_seconds())),
         "tags": {"job": job_id, **step.task_tags},
         "propagate_tags": "TASK_DEFINITION",
+        "pool": pool_name(env),
         **launch_kwargs(step, env),
     }
     if step.retries is not None:

@@ -152,9 +152,20 @@ class Environment(Strict):
     slack_channel: str = Field(description="Default Slack channel for alerts.")
     metrics_namespace: str = Field(description="CloudWatch namespace for job metrics.")
     audit_log_group: str = Field(description="CloudWatch Logs group receiving one audit record per step run.")
+    max_running_tasks: int = Field(
+        default=32,
+        ge=1,
+        description="ECS tasks this project runs at once on the cluster (the size of its Airflow pool), so a "
+        "backfill cannot exhaust the account's Fargate quota or the RunTask rate.",
+    )
     networks: dict[str, Network] = Field(
         default_factory=dict, description="Named networks a step may pick with `network: <name>`."
     )
+
+
+def pool_name(env: Environment) -> str:
+    """The Airflow pool that caps this project's concurrent ECS tasks on the environment's cluster."""
+    return "ecs_" + re.sub(r"[^A-Za-z0-9_.-]", "_", env.cluster.rsplit("/", 1)[-1])
 
 
 class StepSettings(Strict):
