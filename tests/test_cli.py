@@ -142,4 +142,6 @@ def test_render_matches_what_the_run_sends(aws, airflow_db, monkeypatch):
     (sent,) = [t for t in aws.get("/_local/tasks") if t["overrides"] == request["overrides"]]
     assert sent["family"] == request["taskDefinition"]
     assert sent["launchType"] == request["launchType"]
-    assert {t["key"]: t["value"] for t in sent["tags"]} == {t["key"]: t["value"] for t in request["tags"]}
+    sent_tags = {t["key"]: t["value"] for t in sent["tags"]}
+    assert sent_tags.items() >= {t["key"]: t["value"] for t in request["tags"]}.items()
+    assert sent_tags["ecsjobs:try"] == "1"  # added at run time, with the clientToken

@@ -55,7 +55,7 @@ def test_every_step_is_deferrable_with_its_container_and_logs(dags):
     for dag in dags.values():
         for task in dag.tasks:
             if isinstance(task, EcsJobOperator):
-                assert task.deferrable and task.reattach
+                assert task.deferrable
                 assert task.container_name
                 assert task.awslogs_group and task.awslogs_stream_prefix
                 assert task.botocore_config["retries"]["mode"] == "adaptive"

@@ -36,17 +36,17 @@ def skeleton_dag(config_dir: Path, monkeypatch, airflow_db, aws):
 
 @pytest.fixture
 def trigger_runs(monkeypatch) -> list[str]:
-    """Record each run of the provider's trigger (observing it, not replacing it)."""
-    from airflow.providers.amazon.aws.triggers.ecs import TaskDoneTrigger
+    """Record each run of the waiting trigger (observing it, not replacing it)."""
+    from ecsjobs.triggers import EcsTaskWaitTrigger
 
     runs: list[str] = []
-    original = TaskDoneTrigger.run
+    original = EcsTaskWaitTrigger.run
 
     def run(self):
         runs.append(self.task_arn)
         return original(self)
 
-    monkeypatch.setattr(TaskDoneTrigger, "run", run)
+    monkeypatch.setattr(EcsTaskWaitTrigger, "run", run)
     return runs
 
 

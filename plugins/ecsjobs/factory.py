@@ -98,18 +98,23 @@ def step_kwargs(step: Step, env: Environment, job_id: str) -> dict[str, Any]:
         "awslogs_stream_prefix": step.log_stream_prefix or DEFAULT_LOG_STREAM_PREFIX,
         "awslogs_region": env.region,
         "platform_version": step.platform_version,
-        "waiter_delay": max(1, int(env.poll_interval.total_seconds())),
+        "poll_interval": env.poll_interval.total_seconds(),
         "tags": {"job": job_id, **step.task_tags},
         "propagate_tags": "TASK_DEFINITION",
         "pool": pool_name(env),
+        "launch": step.launch,
+        "on_demand": on_demand_kwargs(step, env),
+        "fallback_after": 1 if step.fallback_after is None else step.fallback_after,
+        "outcome_retries": step.retry_policy.model_dump(exclude_none=True) if step.retry_policy else None,
+        "step_timeout": step.timeout,
+        # Only infrastructure failures are retried (ecsjobs.outcome): back off as AWS asks for.
+        "retry_exponential_backoff": True,
         **launch_kwargs(step, env),
     }
     if step.retries is not None:
         kwargs["retries"] = step.retries
     if step.retry_delay is not None:
         kwargs["retry_delay"] = step.retry_delay
-    if step.timeout is not None:
-        kwargs["execution_timeout"] = step.timeout
     return kwargs
 
 
@@ -139,6 +144,15 @@ def launch_kwargs(step: Step, env: Environment) -> dict[str, Any]:
     if env.ec2_capacity_provider:
         return _capacity_provider(env.ec2_capacity_provider)
     return {"launch_type": "EC2"}
+
+
+def on_demand_kwargs(step: Step, env: Environment) -> dict[str, Any] | None:
+    """Where a Spot step runs once Spot has failed it: Fargate, or the on-demand EC2 capacity."""
+    if step.launch == "fargate_spot":
+        return {"launch_type": "FARGATE", "capacity_provider_strategy": None}
+    if step.launch == "ec2_spot":
+        return launch_kwargs(step.model_copy(update={"launch": "ec2"}), env)
+    return None
 
 
 def _capacity_provider(name: str) -> dict[str, Any]:

@@ -192,9 +192,11 @@ class StepSettings(Strict):
         default=None, gt=0, description="Task-level memory override in MiB (e.g. 2048)."
     )
     launch: Launch | None = Field(default=None, description="Where the task runs.")
-    fallback_to_on_demand: bool | None = Field(
+    fallback_after: int | None = Field(
         default=None,
-        description="After a Spot interruption or no Spot capacity, retry on on-demand capacity.",
+        ge=0,
+        description="Spot interruptions or capacity failures after which the step runs on demand "
+        "(Fargate, or the environment's on-demand EC2 capacity); 0 never falls back. Default 1.",
     )
     platform_version: str | None = Field(default=None, description="Fargate platform version, e.g. LATEST.")
     network: str | None = Field(

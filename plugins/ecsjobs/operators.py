@@ -1,42 +1,90 @@
 """The operator that runs one catalog step as an ECS task.
 
-A thin subclass of the Amazon provider's ``EcsRunTaskOperator``: it keeps the provider's RunTask call,
-``ecs_task_arn`` XCom, extra links, CloudWatch log fetching and deferrable wait, and judges the result by the
-job's own container instead of by every container of the task.
+A subclass of the Amazon provider's ``EcsRunTaskOperator``: it keeps the provider's hook, connection
+handling, ``ecs_task_arn`` XCom and log fetching, and replaces what the provider gets wrong for batch jobs
+(see ``ecsjobs.outcome``): the wait is batched across tasks (``ecsjobs.triggers``), the result is judged by
+essential containers and stop codes, each outcome class has its own retry budget, Spot falls back to
+on-demand, the step timeout holds while deferred, and a resumed try finds its own ECS task instead of
+starting a second one.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
-from airflow.providers.amazon.aws.exceptions import EcsOperatorError
 from airflow.providers.amazon.aws.operators.ecs import EcsRunTaskOperator
-from airflow.sdk.exceptions import AirflowException
+from airflow.providers.amazon.aws.utils.identifiers import generate_uuid
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-# Throttled DescribeTasks calls must slow the wait down, never fail it (the provider's default gives up
-# after 3 attempts): adaptive mode adds client-side rate limiting on top of the retries.
+from ecsjobs.outcome import (
+    Outcome,
+    OutcomeClass,
+    allowed_retries,
+    judge_missing,
+    judge_run_task_failures,
+    judge_task,
+    kill_stop_reason,
+    timeout_stop_reason,
+)
+from ecsjobs.triggers import EcsTaskWaitTrigger
+
+# Throttled calls must slow the step down, never fail it (botocore's default gives up after 3 attempts):
+# adaptive mode adds client-side rate limiting on top of the retries.
 BOTOCORE_CONFIG = {"retries": {"mode": "adaptive", "max_attempts": 10}}
+TRY_TAG = "ecsjobs:try"
+LAUNCH_TAG = "ecsjobs:launch"
+# The defer timeout is a safety net behind the trigger's own deadline, for a triggerer that never answers.
+DEFER_GRACE = timedelta(minutes=10)
+CAPACITY_RETRY_DELAYS = (5, 15)  # seconds between RunTask attempts on the same capacity within one try
 
 
 class EcsJobOperator(EcsRunTaskOperator):
     """Run one step of a catalog job on ECS and wait for it without holding a worker slot.
 
-    :param container_name: the essential container whose exit code decides the step; required, because
-        the provider builds the CloudWatch log stream name from it.
+    :param container_name: the essential container that runs the job: it receives the overrides, decides the
+        outcome with the other essential containers, and names the CloudWatch log stream.
     :param matrix: this instance's matrix combination (``{axis: value}``); each value reaches the container
         as an environment variable named after the axis in upper case, and templates see it as ``matrix``.
+    :param launch: the catalog's launch (``fargate``, ``fargate_spot``, ``ec2_spot``, ``ec2``), for alerts.
+    :param on_demand: ``launch_type`` / ``capacity_provider_strategy`` to use once Spot has failed the step
+        ``fallback_after`` times (Spot losses in earlier tries, or capacity failures in this one).
+    :param fallback_after: Spot failures before falling back to ``on_demand``; 0 never falls back.
+    :param outcome_retries: retries per outcome class (``ecsjobs.models.RetryPolicy`` as a dict); classes not set
+        use ``ecsjobs.outcome.DEFAULT_RETRIES``. The task's ``retries`` stays the overall upper bound.
+    :param step_timeout: longest the step may run; its ECS task is stopped then, even while deferred.
+    :param poll_interval: seconds between DescribeTasks polls of the shared poller.
     """
 
     template_fields: Sequence[str] = ("matrix", *EcsRunTaskOperator.template_fields)
     ui_color = "#ffd8a8"
 
-    def __init__(self, *, container_name: str, matrix: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        kwargs.setdefault("deferrable", True)
-        kwargs.setdefault("reattach", True)
+    def __init__(
+        self,
+        *,
+        container_name: str,
+        matrix: dict[str, Any] | None = None,
+        launch: str = "fargate",
+        on_demand: dict[str, Any] | None = None,
+        fallback_after: int = 1,
+        outcome_retries: dict[str, int] | None = None,
+        step_timeout: timedelta | None = None,
+        poll_interval: float = 15,
+        **kwargs: Any,
+    ) -> None:
         kwargs.setdefault("botocore_config", BOTOCORE_CONFIG)
+        kwargs["deferrable"] = True
         super().__init__(container_name=container_name, **kwargs)
         self.matrix = matrix
+        self.launch = launch
+        self.on_demand = on_demand
+        self.fallback_after = fallback_after
+        self.outcome_retries = outcome_retries or {}
+        self.step_timeout = step_timeout
+        self.poll_interval = poll_interval
+        self.client_token: str | None = None
 
     def render_template_fields(self, context, jinja_env=None) -> None:
         """Render ``matrix`` first so the other fields' templates can use ``{{ matrix.<axis> }}``."""
@@ -47,62 +95,182 @@ class EcsJobOperator(EcsRunTaskOperator):
         if self.matrix:
             self.overrides = _with_matrix_environment(self.overrides, self.container_name, self.matrix)
 
-    def run_task_request(self) -> dict[str, Any]:
-        """The RunTask arguments of this step, as sent (also what ``python -m ecsjobs render`` prints)."""
+    # -- starting -------------------------------------------------------------------------------------------
+
+    def execute(self, context):
+        ti = context["ti"]
+        self._started_by = generate_uuid(ti.dag_id, ti.task_id, ti.run_id, str(ti.map_index))
+        history = self._history()
+        own = next((t for t in history if _tag(t, TRY_TAG) == str(ti.try_number)), None)
+        running = next((t for t in history if t.get("lastStatus") != "STOPPED"), None)
+        if own or running:
+            task = own or running
+            self.arn, launch = task["taskArn"], _tag(task, LAUNCH_TAG) or self.launch
+            self.log.info(
+                "Found this step's ECS task %s (%s); not starting another", self.arn, task["lastStatus"]
+            )
+        else:
+            spot_losses = sum(
+                1
+                for t in history
+                if _tag(t, LAUNCH_TAG) != "on_demand"
+                and judge_task(t, main_container=self.container_name).cls == OutcomeClass.INFRASTRUCTURE_LOSS
+            )
+            launch = self._start(ti.try_number, spot_losses)
+        ti.xcom_push(key="ecs_task_arn", value=self.arn)
+        ti.xcom_push(key="ecs_launch", value=launch)
+        started = ti.start_date.timestamp() if getattr(ti, "start_date", None) else time.time()
+        deadline = started + self.step_timeout.total_seconds() if self.step_timeout else None
+        self.defer(
+            trigger=EcsTaskWaitTrigger(
+                task_arn=self.arn,
+                cluster=self.cluster,
+                aws_conn_id=self.aws_conn_id,
+                region_name=self.region_name,
+                poll_interval=self.poll_interval,
+                deadline=deadline,
+                kill_reason=kill_stop_reason("the Airflow task was stopped (marked failed or cleared)"),
+                log_group=self.awslogs_group,
+                log_stream=self._get_logs_stream_name(),
+                botocore_config=self.botocore_config,
+                **({"stop_reason": timeout_stop_reason(self.step_timeout)} if self.step_timeout else {}),
+            ),
+            method_name="execute_complete",
+            timeout=self.step_timeout + DEFER_GRACE if self.step_timeout else None,
+        )
+
+    def _history(self) -> list[dict[str, Any]]:
+        """Every ECS task this task instance started, in any try, running or stopped, with its tags."""
+        arns: list[str] = []
+        for status in ("RUNNING", "STOPPED"):
+            pages = self.client.get_paginator("list_tasks").paginate(
+                cluster=self.cluster, startedBy=self._started_by, desiredStatus=status
+            )
+            arns += [arn for page in pages for arn in page["taskArns"]]
+        tasks = []
+        for i in range(0, len(arns), 100):
+            response = self.client.describe_tasks(
+                cluster=self.cluster, tasks=arns[i : i + 100], include=["TAGS"]
+            )
+            tasks += response["tasks"]
+        return sorted(tasks, key=lambda t: int(_tag(t, TRY_TAG) or 0))
+
+    def _start(self, try_number: int, spot_losses: int) -> str:
+        """RunTask for this try; returns the launch used. Spot falls back to on-demand when it fails."""
+        spot = self.capacity_provider_strategy and self.on_demand is not None
+        on_demand = bool(spot and self.fallback_after and spot_losses >= self.fallback_after)
+        capacity_failures = 0
+        while True:
+            launch = "on_demand" if on_demand else self.launch
+            # One token per try and placement: a resumed try gets its own task back from RunTask itself.
+            self.client_token = generate_uuid(self._started_by, str(try_number), launch)
+            request = self.run_task_request(on_demand=on_demand, try_number=try_number, launch=launch)
+            response = self.client.run_task(**request)
+            if response["tasks"]:
+                self.arn = response["tasks"][0]["taskArn"]
+                self.log.info("Started ECS task %s on %s", self.arn, _launch_text(request))
+                return launch
+            outcome = judge_run_task_failures(response["failures"])
+            self.log.warning("RunTask started no task: %s", outcome.describe())
+            capacity_failures += outcome.cls == OutcomeClass.NO_CAPACITY
+            if spot and not on_demand and self.fallback_after and capacity_failures >= self.fallback_after:
+                self.log.warning("Spot has no capacity: falling back to on-demand for this try")
+                on_demand = True
+            elif outcome.cls == OutcomeClass.NO_CAPACITY and capacity_failures <= len(CAPACITY_RETRY_DELAYS):
+                time.sleep(CAPACITY_RETRY_DELAYS[capacity_failures - 1])
+            else:
+                self._fail(outcome)
+
+    def run_task_request(
+        self, on_demand: bool = False, try_number: int | None = None, launch: str | None = None
+    ) -> dict[str, Any]:
+        """The RunTask arguments of this step (what ``python -m ecsjobs render`` prints, too)."""
         request: dict[str, Any] = {
             "cluster": self.cluster,
             "taskDefinition": self.task_definition,
             "overrides": self.overrides,
             "startedBy": self._started_by or self.owner,
         }
-        if self.capacity_provider_strategy:
-            request["capacityProviderStrategy"] = self.capacity_provider_strategy
-        elif self.launch_type:
-            request["launchType"] = self.launch_type
+        placement = (
+            self.on_demand
+            if on_demand and self.on_demand
+            else {
+                "launch_type": self.launch_type,
+                "capacity_provider_strategy": self.capacity_provider_strategy,
+            }
+        )
+        if placement.get("capacity_provider_strategy"):
+            request["capacityProviderStrategy"] = placement["capacity_provider_strategy"]
+        elif placement.get("launch_type"):
+            request["launchType"] = placement["launch_type"]
         optional = {
             "platformVersion": self.platform_version,
             "group": self.group,
             "networkConfiguration": self.network_configuration,
             "propagateTags": self.propagate_tags,
+            "clientToken": self.client_token,
         }
         request.update({key: value for key, value in optional.items() if value is not None})
-        if self.tags:
-            request["tags"] = [{"key": k, "value": v} for k, v in self.tags.items()]
+        tags = dict(self.tags or {})
+        if try_number is not None:
+            tags |= {TRY_TAG: str(try_number), LAUNCH_TAG: launch or self.launch}
+        if tags:
+            request["tags"] = [{"key": k, "value": v} for k, v in tags.items()]
         return request
 
-    def _start_task(self) -> None:
-        response = self.client.run_task(**self.run_task_request())
-        if response["failures"]:
-            raise EcsOperatorError(response["failures"], response)
-        self.arn = response["tasks"][0]["taskArn"]
-        self.log.info("ECS task started: %s", self.arn)
+    # -- judging --------------------------------------------------------------------------------------------
 
-    def _check_success_task(self) -> None:
-        if not self.client or not self.arn:
-            return
-        response = self.client.describe_tasks(cluster=self.cluster, tasks=[self.arn])
-        if response.get("failures"):
-            raise AirflowException(f"ECS task {self.arn} could not be described: {response['failures']}")
-        task = response["tasks"][0]
-        container = next(
-            (c for c in task.get("containers", []) if c.get("name") == self.container_name), None
-        )
-        if container is None:
-            raise AirflowException(f"ECS task {self.arn} has no container named {self.container_name!r}")
-        exit_code = container.get("exitCode")
-        if exit_code not in (0, None):
-            raise AirflowException(
-                f"ECS task {self.arn}: container {self.container_name!r} exited with code {exit_code} "
-                f"(stop code {task.get('stopCode')}: {task.get('stoppedReason', '')})"
-                f"{self._last_log_lines()}"
-            )
-        super()._check_success_task()
+    def execute_complete(self, context, event: dict[str, Any]):
+        ti = context["ti"]
+        self._started_by = generate_uuid(ti.dag_id, ti.task_id, ti.run_id, str(ti.map_index))
+        self.arn = event["task_arn"]
+        history = [_summary(t, self.container_name) for t in self._history() if t["taskArn"] != self.arn]
+        launch = ti.xcom_pull(task_ids=ti.task_id, key="ecs_launch", map_indexes=ti.map_index) or self.launch
+        if event["status"] == "missing":
+            outcome = judge_missing(self.arn)
+        else:
+            outcome = judge_task(event["task"], main_container=self.container_name)
+        ti.xcom_push(key="ecs_outcome", value={**outcome.to_dict(), "launch": launch})
+        self.log.info("ECS task %s: %s (launch: %s)", self.arn, outcome.describe(), launch)
+        if outcome.succeeded:
+            return None
+        self._fail(outcome, history)
 
-    def _last_log_lines(self) -> str:
-        if not self._aws_logs_enabled():
+    def _fail(self, outcome: Outcome, history: list[dict[str, Any]] = ()) -> None:
+        """Raise so that Airflow retries only while this outcome class has retries left."""
+        earlier = sum(1 for summary in history if summary["cls"] == outcome.cls)
+        budget = allowed_retries(outcome.cls, self.outcome_retries)
+        message = f"{outcome.describe()}{self._last_log_lines(outcome)}"
+        if earlier < budget:
+            raise AirflowException(f"{message}\n(retry {earlier + 1} of {budget} for {outcome.cls})")
+        raise AirflowFailException(f"{message}\n(no retry: {budget} allowed for {outcome.cls})")
+
+    def _last_log_lines(self, outcome: Outcome) -> str:
+        if not self._aws_logs_enabled() or not self.arn or outcome.cls == OutcomeClass.NO_CAPACITY:
             return ""
-        lines = self._get_task_log_fetcher().get_last_log_messages(self.number_logs_exception)
+        try:
+            lines = self._get_task_log_fetcher().get_last_log_messages(self.number_logs_exception)
+        except Exception:  # the logs are a courtesy: never let them hide the outcome
+            self.log.warning("Could not read the task's last log lines", exc_info=True)
+            return ""
         return "\nLast log lines:\n" + "\n".join(lines) if lines else ""
+
+
+def _tag(task: dict[str, Any], key: str) -> str | None:
+    return next((t["value"] for t in task.get("tags", []) if t.get("key") == key), None)
+
+
+def _summary(task: dict[str, Any], container: str) -> dict[str, Any]:
+    """What ``execute_complete`` needs to know of an earlier try's task: its outcome class."""
+    cls = judge_task(task, main_container=container).cls if task.get("lastStatus") == "STOPPED" else "running"
+    return {"task_arn": task["taskArn"], "try": _tag(task, TRY_TAG), "cls": cls}
+
+
+def _launch_text(request: dict[str, Any]) -> str:
+    strategy = request.get("capacityProviderStrategy")
+    return (
+        f"capacity provider {strategy[0]['capacityProvider']}" if strategy else request.get("launchType", "?")
+    )
 
 
 def _with_matrix_environment(overrides: dict, container: str, matrix: dict[str, Any]) -> dict:
