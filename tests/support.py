@@ -84,3 +84,9 @@ class LocalServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             return self.process.wait()
+
+
+def container_environment(task: dict) -> list[dict]:
+    """The environment overrides of a task's first container, as the local AWS recorded its RunTask."""
+    containers = task.get("overrides", {}).get("containerOverrides") or [{}]
+    return containers[0].get("environment", [])

@@ -17,6 +17,8 @@ import boto3
 import pytest
 from airflow.sdk.exceptions import TaskDeferred
 
+from tests.support import container_environment
+
 JOB = """\
 description: Execution test job.
 start_date: 2026-01-01
@@ -52,15 +54,12 @@ def run_job(config_dir: Path, monkeypatch, airflow_db, aws):
 
         dag = load_dags()[case]
         dag_run = dag.test(logical_date=datetime(2026, 4, next(days), tzinfo=UTC))
-        (ti,) = dag_run.get_task_instances()
-        tasks = [t for t in aws.get("/_local/tasks") if {"name": "CASE", "value": case} in _env(t)]
-        return SimpleNamespace(state=ti.state, tries=ti.try_number, tasks=sorted(tasks, key=_try), ti=ti)
+        tasks = [
+            t for t in aws.get("/_local/tasks") if {"name": "CASE", "value": case} in container_environment(t)
+        ]
+        return SimpleNamespace(state=dag_run.state, tasks=sorted(tasks, key=_try))
 
     return run
-
-
-def _env(task: dict) -> list[dict]:
-    return task["overrides"]["containerOverrides"][0].get("environment", [])
 
 
 def _tag(task: dict, key: str) -> str:
@@ -177,7 +176,8 @@ def test_a_task_stopped_by_someone_else_fails_without_retry(run_job, aws):
             running = [
                 t
                 for t in aws.get("/_local/tasks")
-                if {"name": "CASE", "value": "stopped"} in _env(t) and t["lastStatus"] == "RUNNING"
+                if {"name": "CASE", "value": "stopped"} in container_environment(t)
+                and t["lastStatus"] == "RUNNING"
             ]
             if running:
                 ecs.stop_task(cluster="batch-jobs", task=running[0]["taskArn"], reason="ops: cleaning up")
@@ -242,4 +242,95 @@ def test_a_resumed_try_finds_its_own_task_instead_of_starting_another(config_dir
     assert attempt(1) == first  # already finished: still its own task, no second one
     second = attempt(2)  # a new try after a finished task starts a new one
     assert second != first
-    assert len([t for t in aws.get("/_local/tasks") if {"name": "CASE", "value": "crash"} in _env(t)]) == 2
+    assert (
+        len(
+            [
+                t
+                for t in aws.get("/_local/tasks")
+                if {"name": "CASE", "value": "crash"} in container_environment(t)
+            ]
+        )
+        == 2
+    )
+
+
+def test_a_step_uses_the_output_a_previous_step_logged(run_job, aws):
+    """The summary line a step logs last is its XCom return value, templated into the next step."""
+    summary = {"records_processed": 7, "errors": 0, "output": "s3://lake/extract/2026-04-01/"}
+    aws.post(
+        "/_local/scenarios",
+        {"match": {"env": {"STAGE": "extract"}}, "scenario": {**QUICK, "summary": summary}},
+    )
+    extra = """\
+    steps:
+      extract:
+        environment: {STAGE: extract}
+      load:
+        depends_on: [extract]
+        environment:
+          INPUT: "{{ ti.xcom_pull(task_ids='extract')['output'] }}"
+          EXTRACT_TASK: "{{ ti.xcom_pull(task_ids='extract', key='ecs_task_arn') }}"
+    """
+    from ecsjobs.loader import load_dags  # noqa: F401 - the fixture loads the job
+
+    result = run_job("handover", None, extra=extra)
+    assert result.state == "success"
+    extract, load = sorted(result.tasks, key=lambda t: t["createdAt"])
+    assert {"name": "INPUT", "value": "s3://lake/extract/2026-04-01/"} in container_environment(load)
+    assert {"name": "EXTRACT_TASK", "value": extract["taskArn"]} in container_environment(load)
+
+
+SENSOR_DAG = """
+from airflow.sdk import DAG
+from ecsjobs.sensors import EcsTaskCompletionSensor
+
+with DAG(dag_id="external_task", schedule=None):
+    EcsTaskCompletionSensor(
+        task_id="wait",
+        task_arn="{{ dag_run.conf['task_arn'] }}",
+        cluster="batch-jobs",
+        aws_conn_id="aws_local",
+        poll_interval=1,
+    )
+"""
+
+
+@pytest.mark.parametrize(
+    "scenario, state",
+    [
+        ({**QUICK}, "success"),
+        ({**QUICK, "exit_code": 3}, "failed"),
+        ({**QUICK, "stop_code": "SpotInterruption", "exit_code": 0}, "failed"),
+    ],
+)
+def test_the_completion_sensor_judges_a_task_started_elsewhere(
+    aws, airflow_db, tmp_path, monkeypatch, scenario, state
+):
+    (tmp_path / "external_task.py").write_text(SENSOR_DAG)
+    from airflow import settings
+
+    monkeypatch.setattr(settings, "DAGS_FOLDER", str(tmp_path))  # dag.test() needs the DAG in a bundle
+    aws.post("/_local/scenarios", {"match": {"started_by": "elsewhere"}, "scenario": scenario})
+    ecs = boto3.client(
+        "ecs", endpoint_url=aws.url, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    network = {
+        "awsvpcConfiguration": {
+            "subnets": ["subnet-0local0000000001a"],
+            "securityGroups": ["sg-0local00000000001"],
+        }
+    }
+    started = ecs.run_task(
+        cluster="batch-jobs",
+        taskDefinition="data-processor",
+        launchType="FARGATE",
+        startedBy="elsewhere",
+        networkConfiguration=network,
+    )
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(dag_folder=str(tmp_path)).get_dag("external_task")
+    dag_run = dag.test(run_conf={"task_arn": started["tasks"][0]["taskArn"]})
+
+    (ti,) = dag_run.get_task_instances()
+    assert ti.state == state

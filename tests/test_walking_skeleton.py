@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import container_environment
+
 JOB = """\
 description: Walking skeleton job.
 schedule: "0 2 * * *"
@@ -59,9 +61,7 @@ def _run(dag, day: int):
 
 def _task_for(aws, ds: str) -> dict:
     tasks = [
-        t
-        for t in aws.get("/_local/tasks")
-        if {"name": "JOB_DATE", "value": ds} in t["overrides"]["containerOverrides"][0].get("environment", [])
+        t for t in aws.get("/_local/tasks") if {"name": "JOB_DATE", "value": ds} in container_environment(t)
     ]
     assert len(tasks) == 1, tasks
     return tasks[0]

@@ -10,6 +10,7 @@ starting a second one.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from datetime import timedelta
@@ -52,8 +53,8 @@ class EcsJobOperator(EcsRunTaskOperator):
     :param on_demand: ``launch_type`` / ``capacity_provider_strategy`` to use once Spot has failed the step
         ``fallback_after`` times (Spot losses in earlier tries, or capacity failures in this one).
     :param fallback_after: Spot failures before falling back to ``on_demand``; 0 never falls back.
-    :param outcome_retries: retries per outcome class (``ecsjobs.models.RetryPolicy`` as a dict); classes not set
-        use ``ecsjobs.outcome.DEFAULT_RETRIES``. The task's ``retries`` stays the overall upper bound.
+    :param outcome_retries: retries per outcome class (a ``RetryPolicy`` as a dict); classes it does not set
+        use ``ecsjobs.outcome.DEFAULT_RETRIES``; the task's ``retries`` stays the upper bound.
     :param step_timeout: longest the step may run; its ECS task is stopped then, even while deferred.
     :param poll_interval: seconds between DescribeTasks polls of the shared poller.
     """
@@ -233,8 +234,21 @@ class EcsJobOperator(EcsRunTaskOperator):
         ti.xcom_push(key="ecs_outcome", value={**outcome.to_dict(), "launch": launch})
         self.log.info("ECS task %s: %s (launch: %s)", self.arn, outcome.describe(), launch)
         if outcome.succeeded:
-            return None
+            return self._last_output()
         self._fail(outcome, history)
+
+    def _last_output(self) -> Any:
+        """The container's last log line, parsed when it is the job's JSON summary: the step's XCom return
+        value, so a later step can template an output location or count it logged."""
+        if not self._aws_logs_enabled():
+            return None
+        lines = self._get_task_log_fetcher().get_last_log_messages(1)
+        if not lines:
+            return None
+        try:
+            return json.loads(lines[-1])
+        except ValueError:
+            return lines[-1]
 
     def _fail(self, outcome: Outcome, history: list[dict[str, Any]] = ()) -> None:
         """Raise so that Airflow retries only while this outcome class has retries left."""
