@@ -117,10 +117,15 @@ def test_serialized_dags_keep_their_schedules(dags):
             assert info.logical_date == datetime(2026, 1, 31, 22, tzinfo=UTC)
 
 
-def test_a_worker_builds_only_the_dag_it_runs(monkeypatch):
+def test_a_worker_reads_and_builds_only_the_dag_it_runs(tmp_path: Path, monkeypatch):
+    config = tmp_path / "config"
+    shutil.copytree(REPO / "config", config)
+    (config / "jobs" / "zz_broken.yaml").write_text("not: [valid\n")
+    monkeypatch.setenv("ECSJOBS_CONFIG_DIR", str(config))
     monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "etl_pipeline")
     monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_TASK_ID", "load")
     assert list(load_dags()) == ["etl_pipeline"]
+    assert load_catalog(config, "local", only="etl_pipeline").broken == {}  # other job files are not read
 
 
 def test_an_airflow_variable_overrides_the_environment(monkeypatch):

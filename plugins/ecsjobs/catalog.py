@@ -79,6 +79,7 @@ class JobSpec:
     source: Path
     job: Job
     steps: dict[str, Step]
+    schedule: Any = None  # what DAG(schedule=...) takes: None or a timetable
 
 
 @dataclass(frozen=True)
@@ -100,8 +101,10 @@ def environment_name() -> str:
     return os.environ.get(ENVIRONMENT_VAR) or DEFAULT_ENVIRONMENT
 
 
-def load_catalog(directory: Path | None = None, environment: str | None = None) -> Catalog:
-    """Load and validate the catalog.
+def load_catalog(
+    directory: Path | None = None, environment: str | None = None, only: str | None = None
+) -> Catalog:
+    """Load and validate the catalog (with ``only``, just that job's file: a worker runs one DAG's task).
 
     Problems in the defaults or environment file affect every job and raise :class:`CatalogError`;
     problems in a job file are kept in ``Catalog.broken`` so the other jobs still load.
@@ -125,7 +128,7 @@ def load_catalog(directory: Path | None = None, environment: str | None = None) 
 
     jobs: dict[str, JobSpec] = {}
     broken: dict[Path, list[Problem]] = {}
-    for path in sorted((directory / "jobs").glob("*.y*ml")):
+    for path in sorted((directory / "jobs").glob(f"{only or '*'}.y*ml")):
         job_problems: list[Problem] = []
         spec = _load_job(path, defaults_doc, env, job_problems)
         if job_problems or spec is None:
@@ -159,10 +162,10 @@ def _load_job(
     _check_steps(doc, defaults_doc, env, job, raw_steps, steps, problems)
     _check_params(doc, job, problems)
     _check_matrix(doc, job, problems)
-    _check_schedule(doc, job, problems)
+    schedule = _check_schedule(doc, job, problems)
     if problems:
         return None
-    return JobSpec(id=path.stem, source=path, job=job, steps=steps)
+    return JobSpec(id=path.stem, source=path, job=job, steps=steps, schedule=schedule)
 
 
 def _check_steps(
@@ -230,9 +233,10 @@ def _check_matrix(doc: YamlDocument, job: Job, problems: list[Problem]) -> None:
             problems.append(_problem(doc, ("matrix", axis), "expected at least one value"))
 
 
-def _check_schedule(doc: YamlDocument, job: Job, problems: list[Problem]) -> None:
+def _check_schedule(doc: YamlDocument, job: Job, problems: list[Problem]) -> Any:
+    """The job's Airflow schedule (parsed once here, used by the DAG), or None with a problem recorded."""
     try:
-        parse_schedule(job.schedule, job.timezone or "UTC")
+        return parse_schedule(job.schedule, job.timezone or "UTC")
     except ScheduleError as err:
         problems.append(_problem(doc, ("schedule",), f"{err} (got {job.schedule!r})"))
 

@@ -16,15 +16,12 @@ from ecsjobs.catalog import Catalog, JobSpec
 from ecsjobs.matrix import MatrixOperator
 from ecsjobs.models import Environment, Step, pool_name, step_order
 from ecsjobs.operators import EcsJobOperator
-from ecsjobs.schedules import parse_schedule
 
 DEFAULT_LOG_STREAM_PREFIX = "ecs"
 
 
-def build_dags(catalog: Catalog, only: str | None = None) -> dict[str, DAG]:
-    """Every job's DAG, or only the one named (a worker needs just the DAG of the task it runs)."""
-    jobs = {only: catalog.jobs[only]} if only in catalog.jobs else catalog.jobs
-    return {job_id: build_dag(spec, catalog.environment) for job_id, spec in jobs.items()}
+def build_dags(catalog: Catalog) -> dict[str, DAG]:
+    return {job_id: build_dag(spec, catalog.environment) for job_id, spec in catalog.jobs.items()}
 
 
 def build_dag(spec: JobSpec, env: Environment) -> DAG:
@@ -34,7 +31,7 @@ def build_dag(spec: JobSpec, env: Environment) -> DAG:
         dag_id=spec.id,
         description=job.description.strip().splitlines()[0],
         doc_md=_doc(spec),
-        schedule=parse_schedule(job.schedule, timezone),
+        schedule=spec.schedule,
         start_date=pendulum.instance(datetime.combine(job.start_date, datetime.min.time()), tz=timezone),
         catchup=bool(job.catchup),
         max_active_runs=job.max_active_runs or 16,

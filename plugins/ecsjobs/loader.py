@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import logging
 import os
 
 from airflow.sdk import DAG, get_parsing_context
 
-from ecsjobs.catalog import ENVIRONMENT_VAR, Catalog, load_catalog
+from ecsjobs.catalog import ENVIRONMENT_VAR, load_catalog
 from ecsjobs.factory import build_dags
 
-log = logging.getLogger(__name__)
-ENVIRONMENT_VARIABLE = "ecsjobs_env"  # Airflow Variable that overrides $ECSJOBS_ENV
+VARIABLE_ENV = "AIRFLOW_VAR_ECSJOBS_ENV"  # the Airflow Variable ecsjobs_env, set through the environment
 
 
 class CatalogProblems(Exception):
@@ -19,28 +17,22 @@ class CatalogProblems(Exception):
 
 
 def environment() -> str | None:
-    """``$ECSJOBS_ENV``, unless the Airflow Variable ``ecsjobs_env`` is set (e.g. in Secrets Manager)."""
-    try:
-        from airflow.sdk import Variable
+    """``$ECSJOBS_ENV``, unless the Airflow Variable ``ecsjobs_env`` is set in the environment.
 
-        override = Variable.get(ENVIRONMENT_VARIABLE, default=None)
-    except Exception:  # no Airflow context (e.g. the CLI) or no reachable backend: the variable decides
-        log.debug("Airflow Variable %s not readable here", ENVIRONMENT_VARIABLE, exc_info=True)
-        override = None
-    return override or os.environ.get(ENVIRONMENT_VAR)
-
-
-def catalog() -> Catalog:
-    return load_catalog(environment=environment())
+    Only the environment-variable form of the Variable (``AIRFLOW_VAR_ECSJOBS_ENV``) is read: DAG files are
+    parsed every 30 s and before every task, and a lookup in the metadata DB or a secrets backend (Secrets
+    Manager on MWAA) would put network calls into every parse.
+    """
+    return os.environ.get(VARIABLE_ENV) or os.environ.get(ENVIRONMENT_VAR)
 
 
 def load_dags() -> dict[str, DAG]:
-    """The DAGs of every valid job; a worker running one task builds only that task's DAG."""
-    return build_dags(catalog(), only=get_parsing_context().dag_id)
+    """The DAGs of every valid job; a worker running one task reads and builds only that task's job."""
+    return build_dags(load_catalog(environment=environment(), only=get_parsing_context().dag_id))
 
 
 def raise_catalog_problems() -> None:
-    broken = catalog().broken
+    broken = load_catalog(environment=environment()).broken
     if broken:
         problems = [str(problem) for file_problems in broken.values() for problem in file_problems]
         raise CatalogProblems(

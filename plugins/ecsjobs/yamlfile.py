@@ -32,7 +32,11 @@ class YamlDocument:
         return (1, 1)
 
 
-class CatalogLoader(yaml.SafeLoader):
+# libyaml's parser when PyYAML was built with it: catalog files are read at every DAG parse.
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class CatalogLoader(_SafeLoader):
     """YAML as people expect in config files.
 
     Only ``true``/``false`` are booleans (``on``, ``yes``, ``no`` stay strings), and dates stay strings for
@@ -42,7 +46,7 @@ class CatalogLoader(yaml.SafeLoader):
 
 CatalogLoader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag not in (BOOL_TAG, TIMESTAMP_TAG)]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    for first, resolvers in _SafeLoader.yaml_implicit_resolvers.items()
 }
 CatalogLoader.add_implicit_resolver(
     BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
@@ -58,15 +62,17 @@ class YamlFileError(Exception):
 
 
 def load_yaml(path: Path) -> YamlDocument:
-    """Parse ``path`` with the safe loader and index the positions of its keys."""
-    text = path.read_text(encoding="utf-8")
+    """Parse ``path`` once, build its data from the node tree and index the positions of its keys."""
+    loader = CatalogLoader(path.read_text(encoding="utf-8"))
     try:
-        node = yaml.compose(text, Loader=CatalogLoader)
-        data = yaml.load(text, Loader=CatalogLoader)  # noqa: S506 - a SafeLoader subclass
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         raise YamlFileError(path, line, column, f"{err.problem or err}") from None
+    finally:
+        loader.dispose()
     doc = YamlDocument(path=path, data=data)
     if node is not None:
         _index(node, (), doc)

@@ -1,0 +1,238 @@
+"""DescribeTasks calls and detection delay of N concurrent ECS waits: ecsjobs' trigger vs the provider's.
+
+    PYTHONPATH=plugins:. .venv/bin/python benchmarks/watch/bench.py [--sizes 1 100 500] [--interval 6]
+
+For each N and each trigger class (``ecsjobs.triggers.EcsTaskWaitTrigger``, the Amazon provider's
+``TaskDoneTrigger``), one phase: a fresh local AWS (``python -m local.aws`` on a free port, seeded from the
+catalog) so that every phase meets the same server; N tasks started with RunTask, stopping evenly spread
+over ``--spread`` seconds after ``--warmup`` seconds; N triggers run side by side in one event loop, as the
+triggerer runs them, both polling every ``--interval`` seconds with the same botocore config. Measured from
+the server's call log and task timeline: DescribeTasks calls per minute (while every task still runs, and
+over the whole wait), the delay from a task's ``stoppedAt`` to its trigger's event, and the CPU seconds both
+processes spent. Airflow logs at WARNING, for both triggers alike. Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[2]
+CLUSTER, FAMILY, CONTAINER = "batch-jobs", "data-processor", "batch-container"
+NETWORK = {
+    "awsvpcConfiguration": {
+        "subnets": ["subnet-0local0000000001a"],
+        "securityGroups": ["sg-0local00000000001"],
+    }
+}
+BOTOCORE_CONFIG = {"retries": {"mode": "adaptive", "max_attempts": 5}}  # the same for both triggers
+
+
+@dataclass
+class Phase:
+    trigger: str
+    tasks: int
+    steady_calls_per_min: float  # while every task still runs
+    calls_per_min: float  # from the first trigger's start to the last event
+    calls: int
+    all_polled_after: float  # seconds until the server had answered N describes (every wait asked once)
+    delays: list[float]  # seconds from stoppedAt to the event
+    errors: int
+    client_cpu: float
+    server_cpu: float
+
+
+def _trigger(kind: str, arn: str, interval: float) -> Any:
+    if kind == "ecsjobs":
+        from ecsjobs.triggers import EcsTaskWaitTrigger
+
+        return EcsTaskWaitTrigger(
+            cluster=CLUSTER,
+            task_arn=arn,
+            aws_conn_id="aws_local",
+            region_name="us-east-1",
+            poll_interval=interval,
+            botocore_config=BOTOCORE_CONFIG,
+        )
+    from airflow.providers.amazon.aws.triggers.ecs import TaskDoneTrigger
+
+    return TaskDoneTrigger(
+        cluster=CLUSTER,
+        task_arn=arn,
+        waiter_delay=interval,  # type: ignore[arg-type]  # an int in its signature, used as int(...)
+        waiter_max_attempts=1_000_000,
+        aws_conn_id="aws_local",
+        region_name="us-east-1",
+        botocore_config=BOTOCORE_CONFIG,
+    )
+
+
+def _start_tasks(server: Any, ecs: Any, n: int, warmup: float, spread: float) -> list[str]:
+    """N tasks, 10 per RunTask call; call k's tasks run ``warmup + spread * (k + 0.5) / calls`` seconds."""
+    calls = math.ceil(n / 10)
+    arns: list[str] = []
+    for k in range(calls):
+        group = uuid.uuid4().hex
+        duration = warmup + spread * (k + 0.5) / calls
+        server.post(
+            "/_local/scenarios",
+            {"match": {"env": {"BENCH_GROUP": group}}, "scenario": {"duration": duration}},
+        )
+        response = ecs.run_task(
+            cluster=CLUSTER,
+            taskDefinition=FAMILY,
+            networkConfiguration=NETWORK,
+            overrides={
+                "containerOverrides": [
+                    {"name": CONTAINER, "environment": [{"name": "BENCH_GROUP", "value": group}]}
+                ]
+            },
+            count=min(10, n - len(arns)),
+        )
+        assert not response["failures"], response["failures"]
+        arns += [task["taskArn"] for task in response["tasks"]]
+    return arns
+
+
+async def _wait_all(triggers: list[Any]) -> list[float | BaseException]:
+    """Each trigger's first event's arrival time (epoch), or the error it raised."""
+
+    async def first_event(trigger: Any) -> float:
+        async for _ in trigger.run():
+            return time.time()
+        raise RuntimeError("the trigger ended without an event")
+
+    return await asyncio.gather(*(first_event(t) for t in triggers), return_exceptions=True)
+
+
+def run_phase(kind: str, n: int, args: argparse.Namespace, log_dir: Path) -> Phase:
+    import boto3
+
+    from ecsjobs.catalog import load_catalog
+    from local.seed import seed
+    from local.settings import Ports, connections
+    from tests.support import LocalServer
+
+    server = LocalServer("local.aws", "/_local/stats", log_dir / f"aws-{kind}-{n}.log")
+    try:
+        os.environ.update(connections(Ports(aws=server.port, slack=0, api=0)))
+        seed(load_catalog(REPO / "config", "local"), server.url)
+        ecs = boto3.client(
+            "ecs",
+            endpoint_url=server.url,
+            region_name="us-east-1",
+            aws_access_key_id="l",
+            aws_secret_access_key="l",
+        )
+        arns = _start_tasks(server, ecs, n, args.warmup, args.spread)
+        server_process = psutil.Process(server.process.pid)
+        server_cpu = sum(server_process.cpu_times()[:2])
+        client_cpu = time.process_time()
+        started = time.time()
+        outcomes = asyncio.run(_wait_all([_trigger(kind, arn, args.interval) for arn in arns]))
+        ended = time.time()
+        client_cpu = time.process_time() - client_cpu
+        server_cpu = sum(server_process.cpu_times()[:2]) - server_cpu
+        stopped_at = {t["taskArn"]: t["stoppedAt"] for t in server.get("/_local/tasks")}
+        calls = server.get(f"/_local/calls?action=DescribeTasks&since={started}")
+    finally:
+        server.stop()
+
+    first_stop = min(stopped_at[arn] for arn in arns)
+    answered = 0
+    all_polled = math.nan
+    for call in calls:
+        answered += call["tasks"]
+        if answered >= n:
+            all_polled = call["t"]
+            break
+    steady_from = max(all_polled, started)
+    steady = [c for c in calls if steady_from <= c["t"] < first_stop]
+    delays = [at - stopped_at[arn] for arn, at in zip(arns, outcomes, strict=True) if isinstance(at, float)]
+    return Phase(
+        trigger=kind,
+        tasks=n,
+        steady_calls_per_min=len(steady) * 60 / (first_stop - steady_from)
+        if first_stop > steady_from
+        else math.nan,
+        calls_per_min=len(calls) * 60 / (ended - started),
+        calls=len(calls),
+        all_polled_after=all_polled - started,
+        delays=delays,
+        errors=sum(isinstance(o, BaseException) for o in outcomes),
+        client_cpu=client_cpu,
+        server_cpu=server_cpu,
+    )
+
+
+def _table(phases: list[Phase], interval: float) -> str:
+    lines = [
+        "| N | trigger | DescribeTasks/min, all running | DescribeTasks/min, whole wait | calls "
+        "| all polled after (s) | delay median / p95 / max (s) | errors | CPU s (bench / server) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for p in phases:
+        d = sorted(p.delays)
+        delay = (
+            f"{statistics.median(d):.1f} / {d[min(len(d) - 1, int(0.95 * len(d)))]:.1f} / {d[-1]:.1f}"
+            if d
+            else "-"
+        )
+        lines.append(
+            f"| {p.tasks} | {p.trigger} | {p.steady_calls_per_min:.0f} | {p.calls_per_min:.0f} | {p.calls} "
+            f"| {p.all_polled_after:.1f} | {delay} | {p.errors} | {p.client_cpu:.0f} / {p.server_cpu:.0f} |"
+        )
+    by_key = {(p.tasks, p.trigger): p for p in phases}
+    for n in sorted({p.tasks for p in phases}):
+        ours, theirs = by_key.get((n, "ecsjobs")), by_key.get((n, "provider"))
+        if ours and theirs and ours.calls:
+            lines.append(
+                f"\nN={n}: {theirs.calls / ours.calls:.1f}x fewer DescribeTasks calls in all "
+                f"({theirs.steady_calls_per_min / ours.steady_calls_per_min:.1f}x while all run); "
+                f"target median delay <= {interval + 1:.0f} s"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 100, 500])
+    parser.add_argument(
+        "--triggers", nargs="+", default=["ecsjobs", "provider"], choices=["ecsjobs", "provider"]
+    )
+    parser.add_argument("--interval", type=float, default=6.0, help="poll interval of both triggers (s)")
+    parser.add_argument("--warmup", type=float, default=60.0, help="shortest task run (s)")
+    parser.add_argument("--spread", type=float, default=60.0, help="the tasks stop over this many seconds")
+    args = parser.parse_args(argv)
+
+    home = Path(tempfile.mkdtemp(prefix="ecsjobs-bench-watch-"))
+    from local.settings import Ports, airflow_env
+
+    os.environ.update(
+        airflow_env(home, Ports(aws=0, slack=0, api=0)), AIRFLOW__LOGGING__LOGGING_LEVEL="WARNING"
+    )
+    phases = []
+    for n in args.sizes:
+        for kind in args.triggers:
+            phase = run_phase(kind, n, args, home)
+            print(
+                f"done: N={n} {kind}: {phase.calls} calls, {phase.errors} errors", file=sys.stderr, flush=True
+            )
+            phases.append(phase)
+    print(_table(phases, args.interval))
+
+
+if __name__ == "__main__":
+    main()

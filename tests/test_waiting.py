@@ -1,0 +1,384 @@
+"""The batched ECS wait (``ecsjobs.triggers``, ``ecsjobs.poller``) over HTTP against the local AWS.
+
+Triggers run as the triggerer runs them: their ``run()`` generators side by side in one event loop, or, as
+``dag.test()`` does, each in its own ``asyncio.run``. Tasks are started with plain boto3 RunTask; the
+scenario of each group of tasks (duration, exit code) is chosen by an environment variable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import math
+import statistics
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+from airflow.providers.amazon.aws.hooks.ecs import EcsHook
+from airflow.triggers.base import BaseTrigger
+
+from ecsjobs import poller
+from ecsjobs.triggers import EcsTaskWaitTrigger
+from tests.support import LocalServer
+
+CLUSTER = "batch-jobs"
+FAMILY = "data-processor"
+CONTAINER = "batch-container"
+LOG_GROUP = f"/ecs/{FAMILY}"
+INTERVAL = 1.0
+QUICK = {"provisioning": 0.1, "pending": 0.1, "stopping": 0.2}
+NETWORK = {
+    "awsvpcConfiguration": {
+        "subnets": ["subnet-0local0000000001a"],
+        "securityGroups": ["sg-0local00000000001"],
+    }
+}
+KILL_HOOK = hasattr(BaseTrigger, "on_kill")  # Airflow 3.3+
+
+
+@pytest.fixture
+def ecs(aws: LocalServer) -> Any:
+    return boto3.client(
+        "ecs", endpoint_url=aws.url, region_name="us-east-1", aws_access_key_id="l", aws_secret_access_key="l"
+    )
+
+
+@pytest.fixture
+def conns(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every ECS client opened through ``EcsHook.get_async_conn`` (observed, not replaced)."""
+    opened: list[str] = []
+    original = EcsHook.get_async_conn
+
+    async def get_async_conn(self: EcsHook) -> Any:
+        opened.append(self.aws_conn_id)
+        return await original(self)
+
+    monkeypatch.setattr(EcsHook, "get_async_conn", get_async_conn)
+    return opened
+
+
+def _start(aws: LocalServer, ecs: Any, count: int, **scenario: Any) -> list[str]:
+    """``count`` tasks that all follow ``scenario``, started 10 per RunTask call."""
+    group = uuid.uuid4().hex
+    aws.post(
+        "/_local/scenarios", {"match": {"env": {"WAIT_GROUP": group}}, "scenario": {**QUICK, **scenario}}
+    )
+    overrides = {
+        "containerOverrides": [{"name": CONTAINER, "environment": [{"name": "WAIT_GROUP", "value": group}]}]
+    }
+    arns = []
+    while len(arns) < count:
+        response = ecs.run_task(
+            cluster=CLUSTER,
+            taskDefinition=FAMILY,
+            networkConfiguration=NETWORK,
+            overrides=overrides,
+            count=min(10, count - len(arns)),
+        )
+        assert response["failures"] == [], response["failures"]
+        arns += [task["taskArn"] for task in response["tasks"]]
+    return arns
+
+
+def _trigger(arn: str, **kwargs: Any) -> EcsTaskWaitTrigger:
+    return EcsTaskWaitTrigger(
+        cluster=CLUSTER,
+        task_arn=arn,
+        aws_conn_id="aws_local",
+        region_name="us-east-1",
+        poll_interval=INTERVAL,
+        **kwargs,
+    )
+
+
+async def _event(trigger: EcsTaskWaitTrigger) -> dict[str, Any]:
+    """The first event, taken as ``dag.test()`` takes it."""
+    event = await anext(trigger.run())
+    return event.payload
+
+
+def _wait_all(triggers: list[EcsTaskWaitTrigger], timeout: float = 30) -> list[dict[str, Any]]:
+    async def main() -> list[dict[str, Any]]:
+        return await asyncio.wait_for(asyncio.gather(*(_event(t) for t in triggers)), timeout)
+
+    return asyncio.run(main())
+
+
+def _calls(aws: LocalServer, since: float) -> list[dict[str, Any]]:
+    return aws.get(f"/_local/calls?action=DescribeTasks&since={since}")
+
+
+def _epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()
+
+
+async def _until(condition: Callable[[], object], what: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+def test_250_waits_share_one_client_and_describe_at_most_100_tasks_per_call(aws, ecs, conns):
+    exit_codes = [0, 1, 2, 3, 4]
+    expected = {}
+    for code in exit_codes:  # durations 1..5 s: the tasks stop over several polling rounds
+        for arn in _start(aws, ecs, 50, duration=1.0 + code, exit_code=code):
+            expected[arn] = code
+    since = time.time()
+
+    events = _wait_all([_trigger(arn) for arn in expected])
+    elapsed = time.time() - since
+
+    assert [e["task_arn"] for e in events] == list(expected)
+    for event in events:
+        task = event["task"]
+        assert event["status"] == "stopped"
+        assert task["taskArn"] == event["task_arn"] and task["lastStatus"] == "STOPPED"
+        assert task["containers"][0]["exitCode"] == expected[event["task_arn"]]
+        assert event["detected_at"] >= _epoch(task["stoppedAt"])
+    json.dumps(events)
+    delays = [e["detected_at"] - _epoch(e["task"]["stoppedAt"]) for e in events]
+    assert statistics.median(delays) <= INTERVAL + 1
+
+    calls = _calls(aws, since)
+    assert all(call["tasks"] <= poller.MAX_ARNS_PER_CALL for call in calls)
+    rounds: list[list[dict[str, Any]]] = []
+    # A round's calls go out together, rounds an interval apart. The server logs a call when it has
+    # answered it, so the log is sorted by arrival here.
+    for call in sorted(calls, key=lambda c: c["t"]):
+        if rounds and call["t"] - rounds[-1][0]["t"] < INTERVAL / 2:
+            rounds[-1].append(call)
+        else:
+            rounds.append([call])
+    timeline = [[(round(c["t"] - since, 2), c["tasks"]) for c in r] for r in rounds]
+    assert max(len(r) for r in rounds) <= math.ceil(250 / 100), timeline
+    assert len(calls) <= math.ceil(250 / 100) * (elapsed / INTERVAL + 1)
+    assert conns == ["aws_local"], "one shared client for all the waits"
+    assert poller._pollers == {}, "the last wait out closes the poller"
+
+
+def test_throttling_and_server_errors_slow_the_waits_but_never_fail_them(aws, ecs):
+    arns = _start(aws, ecs, 20, duration=1.5)
+    aws.post("/_local/faults", {"action": "DescribeTasks", "kind": "throttle", "rate": 0.5})
+    aws.post("/_local/faults", {"action": "DescribeTasks", "kind": "http_500", "rate": 0.5})
+    since = time.time()
+
+    events = _wait_all([_trigger(arn) for arn in arns])
+
+    assert [(e["task_arn"], e["status"]) for e in events] == [(arn, "stopped") for arn in arns]
+    statuses = {call["status"] for call in _calls(aws, since)}
+    assert {200, 400, 500} <= statuses, statuses
+
+
+def test_the_poller_backs_off_while_throttled_and_returns_to_its_interval(aws, ecs):
+    (arn,) = _start(aws, ecs, 1, duration=8)
+    # No retries inside botocore: every throttled call reaches the poller.
+    trigger = _trigger(arn, botocore_config={"retries": {"mode": "standard", "total_max_attempts": 1}})
+    aws.post("/_local/faults", {"action": "DescribeTasks", "kind": "throttle", "rate": 1, "times": 2})
+    since = time.time()
+
+    (event,) = _wait_all([trigger])
+
+    assert event["status"] == "stopped"
+    calls = _calls(aws, since)
+    assert [c["status"] for c in calls[:3]] == [400, 400, 200]
+    gaps = [b["t"] - a["t"] for a, b in zip(calls, calls[1:], strict=False)]
+    assert INTERVAL <= gaps[0] <= 2 * INTERVAL + 0.5  # first backoff: 1-2 intervals
+    assert gaps[1] >= 2 * INTERVAL  # second: 2-4 intervals
+    assert all(gap < 1.5 * INTERVAL for gap in gaps[2:])  # back to the interval after a success
+
+
+def test_a_task_ecs_does_not_know_is_missing(aws, ecs):
+    (known,) = _start(aws, ecs, 1, duration=1)
+    unknown = known.rsplit("/", 1)[0] + "/" + uuid.uuid4().hex
+
+    events = _wait_all([_trigger(unknown), _trigger(known)])
+
+    assert (events[0]["status"], events[0]["task"]) == ("missing", None)
+    assert events[1]["status"] == "stopped"
+
+
+def test_a_cancelled_wait_leaves_the_poller_and_the_others_keep_waiting(aws, ecs):
+    cancelled, kept = _start(aws, ecs, 2, duration=3)
+    since = time.time()
+
+    async def main() -> dict[str, Any]:
+        doomed = asyncio.create_task(_event(_trigger(cancelled)))
+        waiting = asyncio.create_task(_event(_trigger(kept)))
+        await _until(lambda: any(c["tasks"] == 2 for c in _calls(aws, since)), "a round with both tasks")
+        doomed.cancel()  # as the triggerer does when a task is cleared or moved to another triggerer
+        cancelled_at = time.time()
+        await _until(lambda: _calls(aws, cancelled_at), "the next round")
+        assert [c["tasks"] for c in _calls(aws, cancelled_at)] == [1]
+        return await waiting
+
+    event = asyncio.run(main())
+
+    assert (event["task_arn"], event["status"]) == (kept, "stopped")
+    assert poller._pollers == {}
+
+
+def test_missing_and_stopped_tasks_in_an_ecs_answer():
+    running, stopped, aged_out = (f"arn:aws:ecs:us-east-1:1:task/c/{n}" for n in ("run", "stop", "old"))
+    stopped_at = datetime(2026, 3, 2, 2, 0, 5, tzinfo=UTC)
+    final = {"taskArn": stopped, "lastStatus": "STOPPED", "stoppedAt": stopped_at, "containers": []}
+    response = {
+        "tasks": [{"taskArn": running, "lastStatus": "RUNNING"}, final],
+        "failures": [{"arn": aged_out, "reason": "MISSING"}],  # how ECS answers about an aged-out task
+    }
+
+    seen = poller.sightings(response, [running, "stop", aged_out], 42.0)
+
+    assert seen == {
+        "stop": poller.Sighting({**final, "stoppedAt": "2026-03-02T02:00:05+00:00"}, 42.0),
+        aged_out: poller.Sighting(None, 42.0),
+    }
+
+
+def test_at_the_deadline_the_trigger_stops_the_task_and_reports_timed_out(aws, ecs):
+    (arn,) = _start(aws, ecs, 1, duration=30)
+    reason = f"deadline of test {uuid.uuid4().hex[:8]}"
+    trigger = _trigger(arn, deadline=time.time() + 2, stop_reason=reason)
+
+    (event,) = _wait_all([trigger], timeout=15)
+
+    assert event["status"] == "timed_out"
+    assert event["task"]["stopCode"] == "UserInitiated"
+    assert event["task"]["stoppedReason"] == reason
+    (task,) = [t for t in aws.get("/_local/tasks") if t["taskArn"] == arn]
+    assert task["lastStatus"] == "STOPPED"
+    described = ecs.describe_tasks(cluster=CLUSTER, tasks=[arn])["tasks"][0]
+    assert (described["stopCode"], described["stoppedReason"]) == ("UserInitiated", reason)
+
+
+def test_a_task_that_ends_before_its_deadline_is_just_stopped(aws, ecs):
+    (arn,) = _start(aws, ecs, 1, duration=0.5)
+
+    (event,) = _wait_all([_trigger(arn, deadline=datetime.fromtimestamp(time.time() + 20, UTC).isoformat())])
+
+    assert event["status"] == "stopped"
+    assert event["task"]["stopCode"] == "EssentialContainerExited"
+
+
+def _run_in_triggerer(trigger: EcsTaskWaitTrigger, until_watching: Callable[[], object]) -> Awaitable[None]:
+    """Run the trigger in the triggerer's ``TriggerRunner`` and cancel it as a user's action does."""
+    from airflow.jobs.triggerer_job_runner import TriggerRunner
+
+    async def main() -> None:
+        runner = TriggerRunner()
+        runner.triggers[1] = {"name": "wait", "events": 0, "is_watcher": False}
+        runner.triggers[1]["task"] = task = asyncio.create_task(runner.run_trigger(1, trigger))
+        await _until(until_watching, "the trigger's first DescribeTasks")
+        runner.to_cancel.append(1)  # what the triggerer does when the task instance is marked failed
+        await runner.cancel_triggers()
+        await asyncio.wait([task])
+        assert task.cancelled()
+
+    return main()
+
+
+@pytest.mark.skipif(
+    not KILL_HOOK, reason="Airflow 3.2 has no BaseTrigger.on_kill; its triggerer never calls one"
+)
+def test_a_user_killing_the_deferred_task_stops_the_ecs_task(aws, ecs):
+    (arn,) = _start(aws, ecs, 1, duration=30)
+    reason = f"killed in test {uuid.uuid4().hex[:8]}"
+    since = time.time()
+
+    asyncio.run(_run_in_triggerer(_trigger(arn, kill_reason=reason), lambda: _calls(aws, since)))
+
+    described = ecs.describe_tasks(cluster=CLUSTER, tasks=[arn])["tasks"][0]
+    assert (described["desiredStatus"], described["stopCode"]) == ("STOPPED", "UserInitiated")
+    assert described["stoppedReason"] == reason
+    assert poller._pollers == {}
+
+
+@pytest.mark.skipif(KILL_HOOK, reason="Airflow 3.3+ calls on_kill: see the test above")
+def test_on_airflow_3_2_a_user_kill_leaves_the_ecs_task_running(aws, ecs):
+    (arn,) = _start(aws, ecs, 1, duration=30)
+    since = time.time()
+
+    asyncio.run(_run_in_triggerer(_trigger(arn), lambda: _calls(aws, since)))
+
+    assert ecs.describe_tasks(cluster=CLUSTER, tasks=[arn])["tasks"][0]["desiredStatus"] == "RUNNING"
+    assert aws.get(f"/_local/calls?action=StopTask&since={since}") == []
+    assert poller._pollers == {}
+
+
+def test_container_log_lines_reach_the_trigger_log(aws, ecs, capsys):
+    summary = '{"rows":42}'
+    lines = ["reading input", "writing output"]
+    (arn,) = _start(aws, ecs, 1, duration=2, log_lines=lines, summary=json.loads(summary))
+    stream = f"ecs/{CONTAINER}/{arn.rsplit('/', 1)[-1]}"
+
+    (event,) = _wait_all([_trigger(arn, log_group=LOG_GROUP, log_stream=stream)])
+
+    assert event["status"] == "stopped"
+    out = capsys.readouterr().out  # Airflow's structlog logging writes the trigger's log to stdout
+    trigger_log = [line for line in out.splitlines() if "EcsTaskWaitTrigger" in line]
+    forwarded = [line for line in trigger_log if any(f"] {text} " in line for text in [*lines, summary])]
+    assert len(forwarded) == 3, trigger_log
+    for line, text in zip(forwarded, [*lines, summary], strict=True):
+        assert f"] {text} " in line  # "[<event time>] <message>", as TaskDoneTrigger logs them
+
+
+def _rebuilt(trigger: EcsTaskWaitTrigger) -> EcsTaskWaitTrigger:
+    """The trigger as a triggerer (or ``dag.test()``) rebuilds it from what the deferring task stored."""
+    classpath, kwargs = trigger.serialize()
+    module, _, name = classpath.rpartition(".")
+    return getattr(importlib.import_module(module), name)(**json.loads(json.dumps(kwargs)))
+
+
+def test_serialize_round_trips_through_the_classpath():
+    trigger = _trigger(
+        "arn:aws:ecs:us-east-1:123456789012:task/batch-jobs/abc",
+        deadline="2026-03-02T04:00:00",
+        stop_reason="deadline",
+        kill_reason=None,
+        log_group=LOG_GROUP,
+        log_stream="ecs/batch-container/abc",
+        botocore_config={"retries": {"mode": "adaptive", "max_attempts": 10}},
+    )
+
+    classpath, kwargs = trigger.serialize()
+
+    assert classpath == "ecsjobs.triggers.EcsTaskWaitTrigger"
+    assert _rebuilt(trigger).serialize() == (classpath, kwargs)
+    assert kwargs["deadline"] == datetime(2026, 3, 2, 4, tzinfo=UTC).timestamp()
+
+
+def test_each_trigger_in_its_own_event_loop_as_dag_test_runs_them(aws, ecs, conns):
+    first, second = _start(aws, ecs, 2, duration=0.5)
+
+    events = [asyncio.run(_event(_rebuilt(_trigger(arn)))) for arn in (first, second)]
+
+    assert [(e["task_arn"], e["status"]) for e in events] == [(first, "stopped"), (second, "stopped")]
+    assert len(conns) == 2, "a poller and its client belong to one event loop"
+    assert poller._pollers == {}
+
+
+def test_after_a_triggerer_restart_the_rebuilt_trigger_waits_with_a_fresh_poller(aws, ecs, conns):
+    (arn,) = _start(aws, ecs, 1, duration=2)
+    trigger = _trigger(arn)
+    since = time.time()
+
+    async def until_shutdown() -> None:
+        waiting = asyncio.create_task(_event(trigger))
+        await _until(lambda: _calls(aws, since), "the first DescribeTasks")
+        waiting.cancel()  # a triggerer shutting down cancels its triggers
+        await asyncio.wait([waiting])
+
+    asyncio.run(until_shutdown())
+    assert poller._pollers == {}
+    event = asyncio.run(_event(_rebuilt(trigger)))
+
+    assert (event["task_arn"], event["status"]) == (arn, "stopped")
+    assert len(conns) == 2
