@@ -26,6 +26,14 @@ os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
 
+@pytest.fixture(autouse=True)
+def _no_parsing_context(monkeypatch) -> None:
+    """Airflow 3.2's ``dag.test()`` leaves the parsing context of its DAG in the environment; a later test's
+    DAG file parse would then build only that DAG, as a worker would."""
+    for name in ("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "_AIRFLOW_PARSING_CONTEXT_TASK_ID"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture(scope="session")
 def local_aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
     server = LocalServer("local.aws", "/_local/stats", tmp_path_factory.mktemp("local-aws") / "server.log")
