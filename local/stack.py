@@ -41,8 +41,10 @@ class Stack:
     def __init__(self, home: Path, ports: Ports, log_dir: Path):
         self.home, self.ports, self.log_dir = home, ports, log_dir
         self.processes: dict[str, subprocess.Popen] = {}
+        # A parsing context left in the environment would make every component build only that one DAG.
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("_AIRFLOW_PARSING_CONTEXT_")}
         self.env = {
-            **os.environ,
+            **inherited,
             **airflow_env(home, ports, HOST),
             "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), str(REPO)]),
             "LOCAL_AWS_PORT": str(ports.aws),

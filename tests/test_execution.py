@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
-import boto3
 import pytest
 from airflow.sdk.exceptions import TaskDeferred
 
@@ -166,10 +165,7 @@ def test_fallback_after_0_keeps_spot(run_job):
     assert [t.get("capacityProviderName") for t in result.tasks] == ["FARGATE_SPOT", "FARGATE_SPOT"]
 
 
-def test_a_task_stopped_by_someone_else_fails_without_retry(run_job, aws):
-    ecs = boto3.client(
-        "ecs", endpoint_url=aws.url, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
-    )
+def test_a_task_stopped_by_someone_else_fails_without_retry(run_job, aws, ecs):
 
     def stop_when_running():
         for _ in range(200):
@@ -192,13 +188,10 @@ def test_a_task_stopped_by_someone_else_fails_without_retry(run_job, aws):
     (task,) = result.tasks
 
 
-def test_the_step_timeout_stops_the_ecs_task_while_deferred(run_job, aws):
+def test_the_step_timeout_stops_the_ecs_task_while_deferred(run_job, ecs):
     result = run_job("slow", {**QUICK, "duration": 60}, extra="timeout: 3s\n")
     assert result.state == "failed"
     (task,) = result.tasks  # timed_out gets no retry by default
-    ecs = boto3.client(
-        "ecs", endpoint_url=aws.url, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
-    )
     described = ecs.describe_tasks(cluster="batch-jobs", tasks=[task["taskArn"]])["tasks"][0]
     assert described["lastStatus"] == "STOPPED"
     assert described["stopCode"] == "UserInitiated"
@@ -304,16 +297,13 @@ with DAG(dag_id="external_task", schedule=None):
     ],
 )
 def test_the_completion_sensor_judges_a_task_started_elsewhere(
-    aws, airflow_db, tmp_path, monkeypatch, scenario, state
+    aws, ecs, airflow_db, tmp_path, monkeypatch, scenario, state
 ):
     (tmp_path / "external_task.py").write_text(SENSOR_DAG)
     from airflow import settings
 
     monkeypatch.setattr(settings, "DAGS_FOLDER", str(tmp_path))  # dag.test() needs the DAG in a bundle
     aws.post("/_local/scenarios", {"match": {"started_by": "elsewhere"}, "scenario": scenario})
-    ecs = boto3.client(
-        "ecs", endpoint_url=aws.url, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
-    )
     network = {
         "awsvpcConfiguration": {
             "subnets": ["subnet-0local0000000001a"],

@@ -18,7 +18,6 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
 import pytest
 from airflow.providers.amazon.aws.hooks.ecs import EcsHook
 from airflow.triggers.base import BaseTrigger
@@ -40,13 +39,6 @@ NETWORK = {
     }
 }
 KILL_HOOK = hasattr(BaseTrigger, "on_kill")  # Airflow 3.3+
-
-
-@pytest.fixture
-def ecs(aws: LocalServer) -> Any:
-    return boto3.client(
-        "ecs", endpoint_url=aws.url, region_name="us-east-1", aws_access_key_id="l", aws_secret_access_key="l"
-    )
 
 
 @pytest.fixture
