@@ -28,6 +28,7 @@ OutcomeClass = Literal[
 SPOT_LAUNCHES = ("fargate_spot", "ec2_spot")
 FARGATE_LAUNCHES = ("fargate", "fargate_spot")
 
+TASK_DEFINITION = r"^[A-Za-z0-9_-]{1,255}(:[1-9][0-9]*)?$"  # family, or family:revision
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 TEMPLATE = re.compile(r"{{.*?}}|{%.*?%}", re.S)
@@ -173,7 +174,7 @@ class StepSettings(Strict):
 
     task_definition: str | None = Field(
         default=None,
-        pattern=r"^[A-Za-z0-9_-]{1,255}(:[1-9][0-9]*)?$",
+        pattern=TASK_DEFINITION,
         description="Task definition family, or family:revision to pin one revision.",
     )
     container: str | None = Field(
@@ -228,7 +229,7 @@ class Step(StepEntry):
     """One ECS task in a job, with settings layered over the job's and the defaults'."""
 
     task_definition: str = Field(
-        pattern=r"^[A-Za-z0-9_-]{1,255}(:[1-9][0-9]*)?$",
+        pattern=TASK_DEFINITION,
         description="Task definition family, or family:revision to pin one revision.",
     )
     container: str = Field(

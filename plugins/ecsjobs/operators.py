@@ -100,7 +100,7 @@ class EcsJobOperator(EcsRunTaskOperator):
 
     def execute(self, context):
         ti = context["ti"]
-        self._started_by = generate_uuid(ti.dag_id, ti.task_id, ti.run_id, str(ti.map_index))
+        self._started_by = started_by_for(ti)
         history = self._history()
         own = next((t for t in history if _tag(t, TRY_TAG) == str(ti.try_number)), None)
         running = next((t for t in history if t.get("lastStatus") != "STOPPED"), None)
@@ -223,7 +223,7 @@ class EcsJobOperator(EcsRunTaskOperator):
 
     def execute_complete(self, context, event: dict[str, Any]):
         ti = context["ti"]
-        self._started_by = generate_uuid(ti.dag_id, ti.task_id, ti.run_id, str(ti.map_index))
+        self._started_by = started_by_for(ti)
         self.arn = event["task_arn"]
         history = [_summary(t, self.container_name) for t in self._history() if t["taskArn"] != self.arn]
         launch = ti.xcom_pull(task_ids=ti.task_id, key="ecs_launch", map_indexes=ti.map_index) or self.launch
@@ -268,6 +268,11 @@ class EcsJobOperator(EcsRunTaskOperator):
             self.log.warning("Could not read the task's last log lines", exc_info=True)
             return ""
         return "\nLast log lines:\n" + "\n".join(lines) if lines else ""
+
+
+def started_by_for(ti) -> str:
+    """The same for every try of a task instance: how a try finds the ECS tasks of earlier ones."""
+    return generate_uuid(ti.dag_id, ti.task_id, ti.run_id, str(ti.map_index))
 
 
 def _tag(task: dict[str, Any], key: str) -> str | None:
