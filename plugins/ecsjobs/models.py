@@ -162,6 +162,20 @@ class Environment(Strict):
     networks: dict[str, Network] = Field(
         default_factory=dict, description="Named networks a step may pick with `network: <name>`."
     )
+    account_id: str = Field(
+        pattern=r"^[0-9]{12}$", description="AWS account id (for the ARNs of the IAM policy and console links)."
+    )
+    task_roles: list[str] = Field(
+        default_factory=list,
+        description="ARNs of the task and execution roles the jobs' task definitions use: the only roles the "
+        "Airflow role may pass to ECS.",
+    )
+    alarm_topic_arn: str | None = Field(
+        default=None, description="SNS topic the CloudWatch alarms notify; without it alarms have no action."
+    )
+    dashboard_name: str = Field(
+        default="batch-jobs", description="Name of the CloudWatch dashboard with every job's metrics."
+    )
 
 
 def pool_name(env: Environment) -> str:
