@@ -22,7 +22,7 @@ from types import TracebackType
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from local import ecs_sim
+from local import aws_query_definitions, ecs_sim
 from local.aws_app import LocalAwsApp
 from local.aws_ids import enable_custom_ids
 from local.settings import LOCAL_AWS_PORT
@@ -49,6 +49,7 @@ class LocalAws:
 
     def start(self) -> LocalAws:
         ecs_sim.install(self.simulator)
+        aws_query_definitions.install()
         _enable_custom_ids()
         self._server = make_server(
             self._host, self._port, self.app, threaded=True, request_handler=MotoRequestHandler

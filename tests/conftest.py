@@ -11,13 +11,16 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import textwrap
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from local.settings import REPO, Ports, airflow_env
-from tests.support import LocalServer
+from tests.support import ONE_STEP_JOB, LocalServer, container_environment
 
 _HOME = Path(tempfile.mkdtemp(prefix="ecsjobs-test-airflow-"))
 _PORTS = Ports(aws=0, slack=0, api=0)  # real ports are picked by the server fixtures
@@ -105,6 +108,40 @@ def config_dir(tmp_path: Path) -> Path:
     shutil.copytree(REPO / "config" / "environments", tmp_path / "environments")
     (tmp_path / "jobs").mkdir()
     return tmp_path
+
+
+@pytest.fixture
+def run_job(config_dir: Path, monkeypatch, airflow_db, aws):
+    """Write a one-step job, run it once with dag.test(), return the run, its try count and its ECS tasks."""
+    monkeypatch.setenv("ECSJOBS_CONFIG_DIR", str(config_dir))
+    local = config_dir / "environments" / "local.yaml"
+    local.write_text(local.read_text().replace("poll_interval: 2s", "poll_interval: 1s"))
+    days = iter(range(1, 29))
+
+    def run(case: str, scenario: dict | None = None, launch: str = "fargate", extra: str = "", **rule):
+        family, container = (
+            ("sessionizer", "app") if launch.endswith("spot") else ("data-processor", "batch-container")
+        )
+        if scenario is not None:
+            aws.post("/_local/scenarios", {"match": {"env": {"CASE": case}}, "scenario": scenario, **rule})
+        job = ONE_STEP_JOB.format(
+            family=family, container=container, launch=launch, case=case, extra=textwrap.dedent(extra)
+        )
+        (config_dir / "jobs" / f"{case}.yaml").write_text(job)
+        from ecsjobs.loader import load_dags
+
+        dag = load_dags()[case]
+        dag_run = dag.test(logical_date=datetime(2026, 4, next(days), tzinfo=UTC))
+        tasks = [
+            t for t in aws.get("/_local/tasks") if {"name": "CASE", "value": case} in container_environment(t)
+        ]
+        return SimpleNamespace(state=dag_run.state, tasks=sorted(tasks, key=_try), dag=dag, dag_run=dag_run)
+
+    return run
+
+
+def _try(task: dict) -> int:
+    return int(next(t["value"] for t in task["tags"] if t["key"] == "ecsjobs:try"))
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:

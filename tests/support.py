@@ -7,12 +7,13 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from local.settings import REPO
+from local.settings import ADMIN_PASSWORD, ADMIN_USER, REPO
 
 
 def free_port() -> int:
@@ -86,7 +87,57 @@ class LocalServer:
             return self.process.wait()
 
 
+class ApiError(Exception):
+    """A non-2xx answer of the Airflow REST API, with its status and decoded body."""
+
+    def __init__(self, status: int, body: Any) -> None:
+        super().__init__(f"HTTP {status}: {body}")
+        self.status, self.body = status, body
+
+
+class Api:
+    """The Airflow REST API as a user's script calls it: a JWT from ``/auth/token`` (admin / admin)."""
+
+    def __init__(self, url: str):
+        self.url = url
+        token = self.call(
+            "POST", "/auth/token", {"username": ADMIN_USER, "password": ADMIN_PASSWORD}, auth=False
+        )
+        self.token = token["access_token"]
+
+    def call(self, method: str, path: str, body: dict | None = None, auth: bool = True):
+        headers = {"Content-Type": "application/json"}
+        if auth:
+            headers["Authorization"] = f"Bearer {self.token}"
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return json.load(response)
+        except urllib.error.HTTPError as error:
+            text = error.read().decode(errors="replace")
+            try:
+                detail = json.loads(text)
+            except ValueError:
+                detail = text
+            raise ApiError(error.code, detail) from None
+
+
 def container_environment(task: dict) -> list[dict]:
     """The environment overrides of a task's first container, as the local AWS recorded its RunTask."""
     containers = task.get("overrides", {}).get("containerOverrides") or [{}]
     return containers[0].get("environment", [])
+
+
+# A one-step job whose behaviour in the local AWS is picked by its CASE variable (see the run_job fixture).
+ONE_STEP_JOB = """\
+description: Execution test job.
+start_date: 2026-01-01
+task_definition: {family}
+container: {container}
+launch: {launch}
+retries: 3
+retry_delay: 1s
+environment:
+  CASE: "{case}"
+{extra}"""

@@ -137,7 +137,9 @@ def test_render_matches_what_the_run_sends(aws, airflow_db, monkeypatch):
     assert dag_run.state == "success"
 
     catalog = load_catalog(REPO / "config", "local")
-    (rendered,) = render_requests(catalog.jobs["data_processor"], catalog.environment, logical_date, {})
+    (rendered,) = render_requests(
+        catalog.jobs["data_processor"], catalog.environment, "local", logical_date, {}
+    )
     request = rendered["request"]
     (sent,) = [t for t in aws.get("/_local/tasks") if t["overrides"] == request["overrides"]]
     assert sent["family"] == request["taskDefinition"]

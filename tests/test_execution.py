@@ -6,59 +6,15 @@ trigger run in line) against the local AWS, with the task's behaviour chosen by 
 
 from __future__ import annotations
 
-import textwrap
 import threading
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from airflow.sdk.exceptions import TaskDeferred
 
-from tests.support import container_environment
-
-JOB = """\
-description: Execution test job.
-start_date: 2026-01-01
-task_definition: {family}
-container: {container}
-launch: {launch}
-retries: 3
-retry_delay: 1s
-environment:
-  CASE: "{case}"
-{extra}"""
-
-
-@pytest.fixture
-def run_job(config_dir: Path, monkeypatch, airflow_db, aws):
-    """Write a one-step job, run it once with dag.test(), return the run, its try count and its ECS tasks."""
-    monkeypatch.setenv("ECSJOBS_CONFIG_DIR", str(config_dir))
-    local = config_dir / "environments" / "local.yaml"
-    local.write_text(local.read_text().replace("poll_interval: 2s", "poll_interval: 1s"))
-    days = iter(range(1, 29))
-
-    def run(case: str, scenario: dict | None = None, launch: str = "fargate", extra: str = "", **rule):
-        family, container = (
-            ("sessionizer", "app") if launch.endswith("spot") else ("data-processor", "batch-container")
-        )
-        if scenario is not None:
-            aws.post("/_local/scenarios", {"match": {"env": {"CASE": case}}, "scenario": scenario, **rule})
-        job = JOB.format(
-            family=family, container=container, launch=launch, case=case, extra=textwrap.dedent(extra)
-        )
-        (config_dir / "jobs" / f"{case}.yaml").write_text(job)
-        from ecsjobs.loader import load_dags
-
-        dag = load_dags()[case]
-        dag_run = dag.test(logical_date=datetime(2026, 4, next(days), tzinfo=UTC))
-        tasks = [
-            t for t in aws.get("/_local/tasks") if {"name": "CASE", "value": case} in container_environment(t)
-        ]
-        return SimpleNamespace(state=dag_run.state, tasks=sorted(tasks, key=_try))
-
-    return run
+from tests.support import ONE_STEP_JOB, container_environment
 
 
 def _tag(task: dict, key: str) -> str:
@@ -204,13 +160,13 @@ def test_a_resumed_try_finds_its_own_task_instead_of_starting_another(config_dir
     from ecsjobs.factory import build_dag
 
     (config_dir / "jobs" / "crash.yaml").write_text(
-        JOB.format(
+        ONE_STEP_JOB.format(
             family="data-processor", container="batch-container", launch="fargate", case="crash", extra=""
         )
     )
     aws.post("/_local/scenarios", {"match": {"env": {"CASE": "crash"}}, "scenario": {**QUICK, "duration": 1}})
     catalog = load_catalog(config_dir, "local")
-    operator = build_dag(catalog.jobs["crash"], catalog.environment).get_task("run")
+    operator = build_dag(catalog.jobs["crash"], catalog.environment, "local").get_task("run")
 
     def attempt(try_number: int) -> str:
         ti = SimpleNamespace(

@@ -3,7 +3,13 @@
 - ``validate [PATH]``: every problem of every file, exit 1 if any;
 - ``list``: jobs, their schedule in words, next fire times, launch types and steps;
 - ``render JOB --date D [--param k=v ...]``: the exact RunTask request(s) each step would send, as JSON;
-- ``schema [--check]``: (re)generate the JSON Schemas editors use (``config/schema/``).
+- ``sync-monitoring [--dry-run]``: create, update or prune the jobs' CloudWatch alarms, dashboard and saved
+  Logs Insights queries (``ecsjobs.monitoring``); the dry run prints the plan only;
+- ``schema [--check]``: (re)generate the JSON Schemas editors use (``config/schema/``);
+- ``bundle [--out DIR] [--check]``: build the Amazon MWAA deployment (``dist/mwaa/``), optionally checked
+  as MWAA would install and parse it (``ecsjobs.bundle``); environment ``--env``, default ``prod``;
+- ``iam-policy [--out FILE]``: the least-privilege policy of the MWAA execution role for the catalog
+  (``ecsjobs.iam``); environment ``--env``, default ``prod``.
 """
 
 from __future__ import annotations
@@ -31,10 +37,21 @@ def main(argv: list[str] | None = None) -> int:
     render.add_argument("job")
     render.add_argument("--date", required=True, help="logical date, e.g. 2026-03-01 or 2026-03-01T02:00:00Z")
     render.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a run parameter")
+    monitoring = commands.add_parser(
+        "sync-monitoring", help="sync the jobs' CloudWatch alarms, dashboard and saved queries"
+    )
+    monitoring.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     schema = commands.add_parser("schema", help="regenerate config/schema/*.schema.json")
     schema.add_argument(
         "--check", action="store_true", help="only check that the committed files are current"
     )
+    bundle = commands.add_parser("bundle", help="build the Amazon MWAA bundle (--env: prod)")
+    bundle.add_argument("--out", type=Path, default=Path("dist/mwaa"), help="folder (default: dist/mwaa)")
+    bundle.add_argument(
+        "--check", action="store_true", help="install and parse it as MWAA would (needs the repository's uv)"
+    )
+    iam_policy = commands.add_parser("iam-policy", help="the MWAA execution role's policy (--env: prod)")
+    iam_policy.add_argument("--out", type=Path, help="write it to this file instead of printing it")
     args = parser.parse_args(argv)
 
     directory = args.config or config_dir()
@@ -45,6 +62,19 @@ def main(argv: list[str] | None = None) -> int:
             return _list(load_catalog(directory, args.env))
         if args.command == "render":
             return _render(load_catalog(directory, args.env), args.job, args.date, args.param)
+        if args.command == "sync-monitoring":
+            from ecsjobs.monitoring import sync_command
+
+            return sync_command(load_catalog(directory, args.env), args.dry_run)
+        if args.command == "bundle":
+            from ecsjobs.bundle import bundle_command
+
+            catalog = load_catalog(directory, args.env or "prod")
+            return bundle_command(catalog, directory, args.out, args.check)
+        if args.command == "iam-policy":
+            from ecsjobs.iam import policy_command
+
+            return policy_command(load_catalog(directory, args.env or "prod"), args.out)
         return _schema(directory, args.check)
     except CatalogError as err:
         print(err, file=sys.stderr)
@@ -108,7 +138,9 @@ def _render(catalog: Catalog, job_id: str, date: str, raw_params: list[str]) -> 
         ) from None
     params = dict(_param(raw) for raw in raw_params)
     try:
-        requests = render_requests(catalog.jobs[job_id], catalog.environment, logical_date, params)
+        requests = render_requests(
+            catalog.jobs[job_id], catalog.environment, catalog.environment_name, logical_date, params
+        )
     except ValueError as err:
         raise UsageError(str(err)) from None
     print(json.dumps(requests, indent=2, default=str))

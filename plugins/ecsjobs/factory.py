@@ -1,7 +1,9 @@
 """Turn the catalog into Airflow DAGs: one DAG per job, one ``EcsJobOperator`` per step.
 
 A job with a ``matrix`` runs its steps in a mapped task group, once per combination of the matrix values;
-the combinations are computed at run time so they can come from the run's params.
+the combinations are computed at run time so they can come from the run's params. A pipeline (more than one
+step) ends with a teardown that publishes the run's totals. Alerts are the steps' callbacks and, for a job
+with a ``deadline``, an Airflow Deadline Alert.
 """
 
 from __future__ import annotations
@@ -10,21 +12,26 @@ from datetime import datetime
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, Param, task_group
+from airflow.sdk import DAG, AsyncCallback, DeadlineAlert, DeadlineReference, Param, task_group
 
+from ecsjobs.alerts import DEFAULT_EVENTS, Route, StepAlertNotifier, run_late
 from ecsjobs.catalog import Catalog, JobSpec
 from ecsjobs.matrix import MatrixOperator
-from ecsjobs.models import Environment, Step, pool_name, step_order
+from ecsjobs.metrics import EcsJobMetricsOperator
+from ecsjobs.models import Environment, Step, StepSettings, pool_name, step_order
 from ecsjobs.operators import EcsJobOperator
 
 DEFAULT_LOG_STREAM_PREFIX = "ecs"
 
 
 def build_dags(catalog: Catalog) -> dict[str, DAG]:
-    return {job_id: build_dag(spec, catalog.environment) for job_id, spec in catalog.jobs.items()}
+    return {
+        job_id: build_dag(spec, catalog.environment, catalog.environment_name)
+        for job_id, spec in catalog.jobs.items()
+    }
 
 
-def build_dag(spec: JobSpec, env: Environment) -> DAG:
+def build_dag(spec: JobSpec, env: Environment, env_name: str) -> DAG:
     job = spec.job
     timezone = job.timezone or "UTC"
     with DAG(
@@ -41,29 +48,102 @@ def build_dag(spec: JobSpec, env: Environment) -> DAG:
             for name, p in job.params.items()
         },
         default_args={"owner": job.owner or "airflow"},
+        **_deadline(job, env),
     ) as dag:
         if job.matrix:
             combinations = MatrixOperator(task_id="matrix", axes=dict(job.matrix))
 
             @task_group(group_id="each")
             def each(combination):
-                _steps(spec, env, matrix=combination)
+                return _steps(spec, env, env_name, matrix=combination)
 
-            each.expand(combination=combinations.output)
+            steps = each.expand(combination=combinations.output)
         else:
-            _steps(spec, env)
+            steps = _steps(spec, env, env_name)
+        if len(spec.steps) > 1:
+            totals = EcsJobMetricsOperator(
+                task_id="pipeline_metrics",
+                step_task_ids=[task.task_id for task in dag.tasks if isinstance(task, EcsJobOperator)],
+                aws_conn_id=env.aws_conn_id,
+                region_name=env.region,
+                namespace=env.metrics_namespace,
+                environment=env_name,
+            )
+            steps >> totals.as_teardown()
     return dag
 
 
-def _steps(spec: JobSpec, env: Environment, matrix: Any = None) -> None:
+def _steps(spec: JobSpec, env: Environment, env_name: str, matrix: Any = None) -> list[EcsJobOperator]:
+    """The job's steps in dependency order; returns its last ones (those nothing depends on)."""
     tasks: dict[str, EcsJobOperator] = {}
     graph = {name: step.depends_on for name, step in spec.steps.items()}
     for name in step_order(graph):
+        step = spec.steps[name]
         tasks[name] = EcsJobOperator(
-            task_id=name, matrix=matrix, **step_kwargs(spec.steps[name], env, spec.id)
+            task_id=name,
+            matrix=matrix,
+            **step_kwargs(step, env, spec.id),
+            **signal_kwargs(step, env, env_name),
         )
         for upstream in graph[name]:
             tasks[upstream] >> tasks[name]
+    upstreams = {upstream for names in graph.values() for upstream in names}
+    return [task for name, task in tasks.items() if name not in upstreams]
+
+
+def route(settings: StepSettings, env: Environment) -> Route:
+    """Where a step's (or a job's) alerts go and which events they cover."""
+    alerts = settings.alerts
+    return Route(
+        slack_conn_id=env.slack_conn_id,
+        channel=alerts and alerts.channel or env.slack_channel,
+        events=tuple(alerts and alerts.events or DEFAULT_EVENTS),
+    )
+
+
+def signal_kwargs(step: Step, env: Environment, env_name: str) -> dict[str, Any]:
+    """Where a step's signals go: audit log, metrics, Slack alerts (as callbacks and the late alert)."""
+    alerts = route(step, env)
+    callbacks = {
+        "on_failure_callback": ("failure", {"failure", "timeout"}),
+        "on_retry_callback": ("retry", {"retry"}),
+        "on_success_callback": ("recovery", {"recovery"}),
+    }
+    return {
+        "environment": env_name,
+        "metrics_namespace": env.metrics_namespace,
+        "audit_log_group": env.audit_log_group,
+        "records_field": step.metrics and step.metrics.records_field,
+        "errors_field": step.metrics and step.metrics.errors_field,
+        "logs_insights_query": step.metrics and step.metrics.logs_insights_query,
+        "expected_duration": step.expected_duration,
+        "late_alert": alerts,
+        **{
+            callback: [StepAlertNotifier(kind=kind, route=alerts)]
+            for callback, (kind, events) in callbacks.items()
+            if events & set(alerts.events)
+        },
+    }
+
+
+def _deadline(job: Any, env: Environment) -> dict[str, Any]:
+    """A Deadline Alert for a job with ``alerts.deadline``: a run still going that long after it was queued
+    is late (queued, not logical date, so backfills of old dates are judged by how long they take)."""
+    alerts = route(job, env)
+    if not (job.alerts and job.alerts.deadline and "late" in alerts.events):
+        return {}
+    kwargs = {
+        "slack_conn_id": alerts.slack_conn_id,
+        "channel": alerts.channel,
+        "deadline": str(job.alerts.deadline),
+    }
+    return {
+        "deadline": DeadlineAlert(
+            reference=DeadlineReference.DAGRUN_QUEUED_AT,
+            interval=job.alerts.deadline,
+            callback=AsyncCallback(run_late, kwargs=kwargs),
+        )
+    }
 
 
 def _doc(spec: JobSpec) -> str:

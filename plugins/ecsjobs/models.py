@@ -12,7 +12,7 @@ import zoneinfo
 from datetime import date, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 Launch = Literal["fargate", "fargate_spot", "ec2_spot", "ec2"]
 AlertEvent = Literal["failure", "timeout", "late", "retry", "recovery"]
@@ -127,6 +127,24 @@ class Metrics(Strict):
         default=None,
         description="On real AWS: a Logs Insights query returning `records` and `errors` instead.",
     )
+    baseline_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=455,
+        description="Base the duration alarm on the step's Duration metric over this many days instead of "
+        "`expected_duration`, which stays the fallback while the metric has no data.",
+    )
+    baseline_statistic: Literal["Average", "Maximum", "p50", "p90", "p95", "p99"] | None = Field(
+        default=None,
+        description="Statistic of those days' Duration the alarm is based on (with `baseline_days`); "
+        "default Average.",
+    )
+
+    @model_validator(mode="after")
+    def _statistic_needs_days(self) -> Metrics:
+        if self.baseline_statistic and self.baseline_days is None:
+            raise ValueError("baseline_statistic needs baseline_days (how many days of Duration to read)")
+        return self
 
 
 class Environment(Strict):

@@ -13,13 +13,17 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.providers.amazon.aws.operators.ecs import EcsRunTaskOperator
 from airflow.providers.amazon.aws.utils.identifiers import generate_uuid
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from ecsjobs import audit, metrics
+from ecsjobs.alerts import LATE_FACTOR, Route, step_message
+from ecsjobs.links import EcsTaskLink, EcsTaskLogsLink, log_stream_url
+from ecsjobs.metrics import insights_counts, insights_query, summary_counts
 from ecsjobs.outcome import (
     Outcome,
     OutcomeClass,
@@ -30,6 +34,7 @@ from ecsjobs.outcome import (
     kill_stop_reason,
     timeout_stop_reason,
 )
+from ecsjobs.steprun import StepRun, task_duration
 from ecsjobs.triggers import EcsTaskWaitTrigger
 
 # Throttled calls must slow the step down, never fail it (botocore's default gives up after 3 attempts):
@@ -57,9 +62,18 @@ class EcsJobOperator(EcsRunTaskOperator):
         use ``ecsjobs.outcome.DEFAULT_RETRIES``; the task's ``retries`` stays the upper bound.
     :param step_timeout: longest the step may run; its ECS task is stopped then, even while deferred.
     :param poll_interval: seconds between DescribeTasks polls of the shared poller.
+    :param environment: the catalog environment's name (a metrics dimension, in the audit record).
+    :param metrics_namespace: CloudWatch namespace of the per-step metrics; None publishes none.
+    :param audit_log_group: CloudWatch Logs group of the audit records; None writes none.
+    :param records_field: summary-line field with the records processed (``metrics.DEFAULT_RECORDS_FIELD``).
+    :param errors_field: summary-line field with the error count (``metrics.DEFAULT_ERRORS_FIELD``).
+    :param logs_insights_query: read records and errors with this Logs Insights query instead.
+    :param expected_duration: how long the step usually runs; past 1.5x of it, ``late_alert`` is sent.
+    :param late_alert: where the "running late" alert goes (None sends none).
     """
 
     template_fields: Sequence[str] = ("matrix", *EcsRunTaskOperator.template_fields)
+    operator_extra_links = (EcsTaskLink(), EcsTaskLogsLink())
     ui_color = "#ffd8a8"
 
     def __init__(
@@ -73,6 +87,14 @@ class EcsJobOperator(EcsRunTaskOperator):
         outcome_retries: dict[str, int] | None = None,
         step_timeout: timedelta | None = None,
         poll_interval: float = 15,
+        environment: str = "",
+        metrics_namespace: str | None = None,
+        audit_log_group: str | None = None,
+        records_field: str | None = None,
+        errors_field: str | None = None,
+        logs_insights_query: str | None = None,
+        expected_duration: timedelta | None = None,
+        late_alert: Route | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("botocore_config", BOTOCORE_CONFIG)
@@ -85,7 +107,16 @@ class EcsJobOperator(EcsRunTaskOperator):
         self.outcome_retries = outcome_retries or {}
         self.step_timeout = step_timeout
         self.poll_interval = poll_interval
+        self.environment = environment
+        self.metrics_namespace = metrics_namespace
+        self.audit_log_group = audit_log_group
+        self.records_field = records_field
+        self.errors_field = errors_field
+        self.logs_insights_query = logs_insights_query
+        self.expected_duration = expected_duration
+        self.late_alert = late_alert
         self.client_token: str | None = None
+        self.step_run: StepRun | None = None  # this try's result, for the alert callbacks
 
     def render_template_fields(self, context, jinja_env=None) -> None:
         """Render ``matrix`` first so the other fields' templates can use ``{{ matrix.<axis> }}``."""
@@ -117,9 +148,10 @@ class EcsJobOperator(EcsRunTaskOperator):
                 if _tag(t, LAUNCH_TAG) != "on_demand"
                 and judge_task(t, main_container=self.container_name).cls == OutcomeClass.INFRASTRUCTURE_LOSS
             )
-            launch = self._start(ti.try_number, spot_losses)
+            launch = self._start(context, spot_losses)
         ti.xcom_push(key="ecs_task_arn", value=self.arn)
         ti.xcom_push(key="ecs_launch", value=launch)
+        self._persist_links(context)
         started = ti.start_date.timestamp() if getattr(ti, "start_date", None) else time.time()
         deadline = started + self.step_timeout.total_seconds() if self.step_timeout else None
         self.defer(
@@ -134,6 +166,7 @@ class EcsJobOperator(EcsRunTaskOperator):
                 log_group=self.awslogs_group,
                 log_stream=self._get_logs_stream_name(),
                 botocore_config=self.botocore_config,
+                late_alert=self._late_alert(context, launch, started),
                 **({"stop_reason": timeout_stop_reason(self.step_timeout)} if self.step_timeout else {}),
             ),
             method_name="execute_complete",
@@ -156,8 +189,43 @@ class EcsJobOperator(EcsRunTaskOperator):
             tasks += response["tasks"]
         return sorted(tasks, key=lambda t: int(_tag(t, TRY_TAG) or 0))
 
-    def _start(self, try_number: int, spot_losses: int) -> str:
+    def _persist_links(self, context) -> None:
+        region, partition = self.hook.conn_region_name, self.hook.conn_partition
+        EcsTaskLink.persist(
+            context=context,
+            operator=self,
+            region_name=region,
+            aws_partition=partition,
+            cluster_name=self.cluster.rsplit("/", 1)[-1],
+            task_id=self.arn.rsplit("/", 1)[-1],
+        )
+        if self._aws_logs_enabled():
+            EcsTaskLogsLink.persist(
+                context=context,
+                operator=self,
+                region_name=region,
+                aws_partition=partition,
+                awslogs_region=self.awslogs_region or region,
+                awslogs_group=self.awslogs_group,
+                awslogs_stream_name=self._get_logs_stream_name(),
+            )
+
+    def _late_alert(self, context, launch: str, started: float) -> dict[str, Any] | None:
+        """The "running late" alert the trigger sends if the task still runs at 1.5x its expected duration."""
+        if not (self.late_alert and self.expected_duration and "late" in self.late_alert.events):
+            return None
+        late_after = self.expected_duration * LATE_FACTOR
+        run = self._step_run(context, None, launch, final=False)
+        note = f"Still running after {late_after} (expected about {self.expected_duration})."
+        return {
+            "at": started + late_after.total_seconds(),
+            "slack_conn_id": self.late_alert.slack_conn_id,
+            "message": step_message("late", self.late_alert.channel, run, note=note).to_dict(),
+        }
+
+    def _start(self, context, spot_losses: int) -> str:
         """RunTask for this try; returns the launch used. Spot falls back to on-demand when it fails."""
+        try_number = context["ti"].try_number
         spot = self.capacity_provider_strategy and self.on_demand is not None
         on_demand = bool(spot and self.fallback_after and spot_losses >= self.fallback_after)
         capacity_failures = 0
@@ -180,7 +248,7 @@ class EcsJobOperator(EcsRunTaskOperator):
             elif outcome.cls == OutcomeClass.NO_CAPACITY and capacity_failures <= len(CAPACITY_RETRY_DELAYS):
                 time.sleep(CAPACITY_RETRY_DELAYS[capacity_failures - 1])
             else:
-                self._fail(outcome)
+                self._fail(context, outcome, launch=launch)
 
     def run_task_request(
         self, on_demand: bool = False, try_number: int | None = None, launch: str | None = None
@@ -233,41 +301,101 @@ class EcsJobOperator(EcsRunTaskOperator):
             outcome = judge_task(event["task"], main_container=self.container_name)
         ti.xcom_push(key="ecs_outcome", value={**outcome.to_dict(), "launch": launch})
         self.log.info("ECS task %s: %s (launch: %s)", self.arn, outcome.describe(), launch)
+        lines = self._last_lines(outcome)
+        output = _parsed(lines[-1]) if lines else None
         if outcome.succeeded:
-            return self._last_output()
-        self._fail(outcome, history)
+            self._report(context, outcome, launch, True, event["task"], lines, output)
+            return output
+        self._fail(context, outcome, history, launch, event["task"], lines, output)
 
-    def _last_output(self) -> Any:
-        """The container's last log line, parsed when it is the job's JSON summary: the step's XCom return
-        value, so a later step can template an output location or count it logged."""
-        if not self._aws_logs_enabled():
-            return None
-        lines = self._get_task_log_fetcher().get_last_log_messages(1)
-        if not lines:
-            return None
-        try:
-            return json.loads(lines[-1])
-        except ValueError:
-            return lines[-1]
-
-    def _fail(self, outcome: Outcome, history: list[dict[str, Any]] = ()) -> None:
-        """Raise so that Airflow retries only while this outcome class has retries left."""
+    def _fail(
+        self,
+        context,
+        outcome: Outcome,
+        history: list[dict[str, Any]] = (),
+        launch: str | None = None,
+        task: dict[str, Any] | None = None,
+        lines: list[str] = (),
+        output: Any = None,
+    ) -> None:
+        """Report the try, then raise so that Airflow retries only while its class has retries left."""
+        ti = context["ti"]
         earlier = sum(1 for summary in history if summary["cls"] == outcome.cls)
         budget = allowed_retries(outcome.cls, self.outcome_retries)
-        message = f"{outcome.describe()}{self._last_log_lines(outcome)}"
-        if earlier < budget:
+        retry = earlier < budget
+        final = not (retry and ti.try_number <= ti.max_tries)
+        self._report(context, outcome, launch or self.launch, final, task, lines, output)
+        message = outcome.describe() + ("\nLast log lines:\n" + "\n".join(lines) if lines else "")
+        if retry:
             raise AirflowException(f"{message}\n(retry {earlier + 1} of {budget} for {outcome.cls})")
         raise AirflowFailException(f"{message}\n(no retry: {budget} allowed for {outcome.cls})")
 
-    def _last_log_lines(self, outcome: Outcome) -> str:
+    def _last_lines(self, outcome: Outcome) -> list[str]:
+        """The container's last log lines: the summary line on success, the error's context on failure."""
         if not self._aws_logs_enabled() or not self.arn or outcome.cls == OutcomeClass.NO_CAPACITY:
-            return ""
+            return []
+        count = 1 if outcome.succeeded else self.number_logs_exception
         try:
-            lines = self._get_task_log_fetcher().get_last_log_messages(self.number_logs_exception)
+            return list(self._get_task_log_fetcher().get_last_log_messages(count))
         except Exception:  # the logs are a courtesy: never let them hide the outcome
             self.log.warning("Could not read the task's last log lines", exc_info=True)
-            return ""
-        return "\nLast log lines:\n" + "\n".join(lines) if lines else ""
+            return []
+
+    # -- reporting ------------------------------------------------------------------------------------------
+
+    def _step_run(
+        self,
+        context,
+        outcome: Outcome | None,
+        launch: str,
+        final: bool,
+        task: dict[str, Any] | None = None,
+        lines: list[str] = (),
+        output: Any = None,
+    ) -> StepRun:
+        records, errors = self._counts(output, task)
+        logs_url = None
+        if self._aws_logs_enabled() and self.arn:
+            region = self.awslogs_region or self.hook.conn_region_name
+            logs_url = log_stream_url(region, self.awslogs_group, self._get_logs_stream_name())
+        return StepRun.of(
+            context,
+            outcome,
+            task_arn=self.arn,
+            environment=self.environment,
+            launch=launch,
+            fallback=launch == "on_demand",
+            duration_seconds=task_duration(task),
+            records=records,
+            errors=errors,
+            final=final,
+            last_lines=list(lines),
+            log_url=getattr(context["ti"], "log_url", None),
+            logs_console_url=logs_url,
+        )
+
+    def _counts(self, output: Any, task: dict[str, Any] | None) -> tuple[Any, Any]:
+        if not (self.logs_insights_query and task and task.get("startedAt") and self._aws_logs_enabled()):
+            return summary_counts(output, self.records_field, self.errors_field)
+        query = insights_query(self.logs_insights_query, self._get_logs_stream_name())
+        try:
+            start, end = (datetime.fromisoformat(task[k]) for k in ("startedAt", "stoppedAt"))
+            region = self.awslogs_region or self.region_name
+            return insights_counts(self.aws_conn_id, region, self.awslogs_group, query, start, end)
+        except Exception:  # counts are metrics: a failed query never fails the step
+            self.log.warning("Logs Insights query for records and errors failed", exc_info=True)
+            return None, None
+
+    def _report(self, context, outcome: Outcome, launch: str, final: bool, *details: Any) -> None:
+        """XCom, audit record and metrics of a try with a result; the last two never fail the step."""
+        self.step_run = run = self._step_run(context, outcome, launch, final, *details)
+        record = run.record()
+        context["ti"].xcom_push(key="ecs_run", value=record)
+        if self.audit_log_group:
+            audit.write(self.aws_conn_id, self.region_name, self.audit_log_group, record)
+        if self.metrics_namespace:
+            data = metrics.step_metric_data(run)
+            metrics.publish(self.aws_conn_id, self.region_name, self.metrics_namespace, data)
 
 
 def started_by_for(ti) -> str:
@@ -308,3 +436,12 @@ def _with_matrix_environment(overrides: dict, container: str, matrix: dict[str, 
     ]
     target["environment"] = environment
     return result
+
+
+def _parsed(line: str) -> Any:
+    """The last log line, parsed when it is the job's JSON summary: the step's XCom return value, so a later
+    step can template an output location or count it logged."""
+    try:
+        return json.loads(line)
+    except ValueError:
+        return line

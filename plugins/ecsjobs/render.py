@@ -22,11 +22,11 @@ from ecsjobs.operators import EcsJobOperator
 
 
 def render_requests(
-    spec: JobSpec, env: Environment, logical_date: datetime, params: dict[str, Any]
+    spec: JobSpec, env: Environment, env_name: str, logical_date: datetime, params: dict[str, Any]
 ) -> list[dict[str, Any]]:
     """One entry per ECS task the run would start: the step's effective settings (defaults < job < step),
     its matrix combination and the RunTask request."""
-    dag = build_dag(spec, env)
+    dag = build_dag(spec, env, env_name)
     logical_date = logical_date if logical_date.tzinfo else logical_date.replace(tzinfo=UTC)
     run_params = copy.deepcopy(dag.params)
     unknown = set(params) - set(run_params)

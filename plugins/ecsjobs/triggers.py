@@ -15,6 +15,7 @@ from airflow.providers.amazon.aws.utils.task_log_fetcher import AwsTaskLogFetche
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 from botocore.exceptions import ClientError
 
+from ecsjobs.alerts import Message, asend
 from ecsjobs.poller import AWS_ERRORS, DEFAULT_BOTOCORE_CONFIG, Sighting, backoff, is_transient, poller_for
 
 DEFAULT_STOP_REASON = "Stopped by Airflow: the step's deadline passed"
@@ -53,6 +54,9 @@ class EcsTaskWaitTrigger(BaseTrigger):
     :param log_region_name: region of the log group, if not the cluster's.
     :param botocore_config: Configuration dictionary for the botocore clients (default: adaptive retries).
         Waits on one cluster share the client made with the config of the first of them.
+    :param late_alert: ``{"at": epoch seconds, "slack_conn_id": ..., "message": alerts.Message as a dict}``:
+        the "running late" Slack alert to send if the task is still running at ``at``. A triggerer restart
+        after ``at`` sends it again.
     """
 
     def __init__(
@@ -69,6 +73,7 @@ class EcsTaskWaitTrigger(BaseTrigger):
         log_stream: str | None = None,
         log_region_name: str | None = None,
         botocore_config: dict | None = None,
+        late_alert: dict[str, Any] | None = None,
     ):
         super().__init__()
         self.cluster = cluster
@@ -83,6 +88,7 @@ class EcsTaskWaitTrigger(BaseTrigger):
         self.log_stream = log_stream
         self.log_region_name = log_region_name
         self.botocore_config = botocore_config
+        self.late_alert = late_alert
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -100,6 +106,7 @@ class EcsTaskWaitTrigger(BaseTrigger):
                 "log_stream": self.log_stream,
                 "log_region_name": self.log_region_name,
                 "botocore_config": self.botocore_config,
+                "late_alert": self.late_alert,
             },
         )
 
@@ -107,10 +114,13 @@ class EcsTaskWaitTrigger(BaseTrigger):
         poller = poller_for(self.aws_conn_id, self.region_name, self.cluster, self.botocore_config)
         future = poller.watch(self.task_arn, self.poll_interval)
         self.log.info("Waiting for ECS task %s on %s to stop.", self.task_arn, self.cluster)
+        late = asyncio.create_task(self._alert_late()) if self.late_alert else None
         try:
             async with self._forwarding_logs():
                 sighting, stopped_at_deadline = await self._wait(future)
         finally:
+            if late:
+                late.cancel()
             await poller.unwatch(self.task_arn, future)
         event = self._event(sighting, stopped_at_deadline)
         self.log.info("ECS task %s: %s.", self.task_arn, event["status"])
@@ -130,6 +140,12 @@ class EcsTaskWaitTrigger(BaseTrigger):
             await self._stop_task(self.kill_reason)
         except Exception:
             self.log.exception("Failed to stop ECS task %s; it keeps running until it ends.", self.task_arn)
+
+    async def _alert_late(self) -> None:
+        """Send the "running late" alert at its time; cancelled when the task stops first."""
+        await asyncio.sleep(max(0.0, self.late_alert["at"] - time.time()))
+        self.log.warning("ECS task %s is running late: alerting Slack.", self.task_arn)
+        await asend(self.late_alert["slack_conn_id"], Message(**self.late_alert["message"]))
 
     async def _wait(self, future: asyncio.Future[Sighting]) -> tuple[Sighting, bool]:
         """The task's end, and whether the trigger stopped it at the deadline first."""

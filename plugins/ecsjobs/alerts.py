@@ -1,0 +1,252 @@
+"""Slack alerts: one Block Kit message per event, through the Slack provider's connection.
+
+Events: ``failure`` and ``timeout`` (a step's final failure), ``retry`` (a failed try that will be retried),
+``recovery`` (a step that succeeded after failed tries), ``late`` (a step running past 1.5x its expected
+duration, sent by the waiting trigger while it runs; a run not finished by its deadline, sent by Airflow's
+Deadline Alerts). Success sends nothing: it goes to the audit log only.
+
+Slack never changes a job's outcome: alerts are sent by callbacks after the state is decided, each attempt
+is bounded by ``SLACK_TIMEOUT``, a 429 is retried once only if Slack asks for a short wait, and an alert that
+could not be delivered is logged as undelivered with its whole content. The token stays in the connection.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from airflow.providers.slack.hooks.slack import SlackHook
+from airflow.sdk import BaseNotifier
+from slack_sdk.errors import SlackApiError
+
+from ecsjobs.steprun import StepRun
+
+log = logging.getLogger(__name__)
+
+DEFAULT_EVENTS = ("failure", "timeout", "late")
+LATE_FACTOR = 1.5  # a step is late once it has run this many times its expected duration
+SLACK_TIMEOUT = 10  # seconds per attempt
+MAX_RETRY_AFTER = 5  # a 429 asking for a longer wait is not retried: the alert is logged as undelivered
+LAST_LINES_CHARS = 2500  # Slack's section text limit is 3,000 characters
+TITLES = {
+    "failure": ":red_circle: Step failed",
+    "timeout": ":hourglass: Step timed out",
+    "retry": ":repeat: Step failed, will retry",
+    "recovery": ":large_green_circle: Step recovered",
+    "late": ":turtle: Step running late",
+    "run_late": ":turtle: Run missed its deadline",
+}
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a step's alerts go and which events it wants."""
+
+    slack_conn_id: str
+    channel: str
+    events: tuple[str, ...] = DEFAULT_EVENTS
+
+
+@dataclass(frozen=True)
+class Message:
+    channel: str
+    text: str
+    blocks: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"channel": self.channel, "text": self.text, "blocks": self.blocks}
+
+
+def escape(text: Any) -> str:
+    """Slack markup escaping for text that comes from jobs or users."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def step_message(event: str, channel: str, run: StepRun, note: str | None = None) -> Message:
+    """The alert for one step event, with everything needed to act on it without opening Airflow first."""
+    title = f"{TITLES[event]}: {run.job} / {run.step}"
+    step = run.step if run.map_index < 0 else f"{run.step} [{run.map_index}]"
+    launch = run.launch + (" (on-demand fallback from Spot)" if run.fallback else "")
+    fields = {
+        "Job / step": f"{run.job} / {step}",
+        "Run": f"{run.run_id}\nlogical date {run.logical_date or '-'}",
+        "Try": f"{run.try_number} of {run.max_tries + 1}",
+        "Outcome": run.outcome.replace("_", " "),
+        "Exit code": "-" if run.exit_code is None else str(run.exit_code),
+        "Stop code / reason": " / ".join(p for p in (run.stop_code, run.reason) if p) or "-",
+        "ECS task": run.task_arn or "none (RunTask started no task)",
+        "Launch": launch,
+        "Duration": _duration(run.duration_seconds),
+    }
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
+        {
+            "type": "section",
+            "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{escape(v)}"} for k, v in fields.items()][:10],
+        },
+    ]
+    if note:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": escape(note)}})
+    links = [
+        f"<{url}|{label}>"
+        for url, label in ((run.log_url, "Airflow task log"), (run.logs_console_url, "CloudWatch logs"))
+        if url
+    ]
+    if links:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " | ".join(links)}]})
+    if run.last_lines:
+        lines = escape("\n".join(run.last_lines)).replace("```", "'''")[-LAST_LINES_CHARS:]
+        blocks.append(
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"*Last log lines*\n```{lines}```"}}
+        )
+    text = f"{title} (try {run.try_number}, {run.outcome}, task {run.task_arn or '-'})"
+    return Message(channel=channel, text=escape(text), blocks=blocks)
+
+
+def run_late_message(channel: str, job: str, run_id: str, deadline: str, run_url: str | None) -> Message:
+    """The alert for a run that missed its deadline while still running."""
+    title = f"{TITLES['run_late']}: {job}"
+    body = f"*Run* {escape(run_id)} has not finished within {escape(deadline)} of being queued."
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": body}},
+    ]
+    if run_url:
+        blocks.append(
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": f"<{run_url}|Airflow run>"}]}
+        )
+    return Message(channel=channel, text=escape(f"{title} ({run_id})"), blocks=blocks)
+
+
+def send(slack_conn_id: str, message: Message) -> bool:
+    """Post ``message``; False when it could not be delivered (then it is logged in full)."""
+    for attempt in (1, 2):
+        try:
+            client = SlackHook(slack_conn_id=slack_conn_id, timeout=SLACK_TIMEOUT).client
+            client.chat_postMessage(channel=message.channel, text=message.text, blocks=message.blocks)
+            log.info("Slack alert sent to %s: %s", message.channel, message.text)
+            return True
+        except (
+            Exception
+        ) as error:  # Slack down, slow, refusing, or a broken connection: never the job's problem
+            wait = _retry_after(error)
+            if attempt == 1 and wait is not None and wait <= MAX_RETRY_AFTER:
+                time.sleep(wait)
+                continue
+            _undelivered(message, error)
+            return False
+    return False
+
+
+async def asend(slack_conn_id: str, message: Message) -> bool:
+    """:func:`send` for the triggerer's event loop."""
+    import asyncio
+
+    for attempt in (1, 2):
+        try:
+            client = await SlackHook(slack_conn_id=slack_conn_id, timeout=SLACK_TIMEOUT).get_async_client()
+            await client.chat_postMessage(channel=message.channel, text=message.text, blocks=message.blocks)
+            log.info("Slack alert sent to %s: %s", message.channel, message.text)
+            return True
+        except Exception as error:
+            wait = _retry_after(error)
+            if attempt == 1 and wait is not None and wait <= MAX_RETRY_AFTER:
+                await asyncio.sleep(wait)
+                continue
+            _undelivered(message, error)
+            return False
+    return False
+
+
+def _retry_after(error: Exception) -> float | None:
+    if isinstance(error, SlackApiError) and getattr(error.response, "status_code", None) == 429:
+        try:
+            return float(error.response.headers.get("Retry-After", 1))
+        except (TypeError, ValueError):
+            return 1.0
+    return None
+
+
+def _undelivered(message: Message, error: Exception) -> None:
+    log.error(
+        "Slack alert undelivered (%s: %s): %s", type(error).__name__, error, json.dumps(message.to_dict())
+    )
+
+
+class StepAlertNotifier(BaseNotifier):
+    """Task callback that sends a step's alert for one callback kind, if its route wants the event.
+
+    :param kind: ``failure`` (on_failure_callback: alerts as ``timeout`` when the step timed out),
+        ``retry`` (on_retry_callback) or ``recovery`` (on_success_callback: only after a failed try).
+    """
+
+    template_fields: Sequence[str] = ()
+
+    def __init__(self, *, kind: str, route: Route) -> None:
+        super().__init__()
+        self.kind = kind
+        self.route = route
+
+    def notify(self, context) -> None:
+        run: StepRun | None = getattr(context.get("task"), "step_run", None)
+        ti = context["ti"]
+        if run is None or run.try_number != ti.try_number:
+            run = _run_without_result(context)
+        event = self.kind
+        if self.kind == "failure" and run.outcome == "timed_out":
+            event = "timeout"
+        if event not in self.route.events or (event == "recovery" and run.try_number < 2):
+            return
+        send(self.route.slack_conn_id, step_message(event, self.route.channel, run))
+
+
+def _run_without_result(context) -> StepRun:
+    """A try that failed before its ECS task had a result (AWS refused RunTask, ...): the error says why."""
+    ti, error = context["ti"], context.get("exception")
+    task = context.get("task")
+    logical_date = context.get("logical_date")
+    return StepRun(
+        environment=getattr(task, "environment", "") or "",
+        job=ti.dag_id,
+        step=ti.task_id.rsplit(".", 1)[-1],
+        map_index=ti.map_index,
+        run_id=ti.run_id,
+        logical_date=logical_date.isoformat() if logical_date else None,
+        try_number=ti.try_number,
+        max_tries=ti.max_tries,
+        outcome="error",
+        exit_code=None,
+        stop_code=None,
+        reason=f"{type(error).__name__}: {error}" if error else "unknown",
+        task_arn=None,
+        launch=getattr(task, "launch", "") or "",
+        fallback=False,
+        duration_seconds=None,
+        records=None,
+        errors=None,
+        final=True,
+        log_url=getattr(ti, "log_url", None),
+    )
+
+
+async def run_late(slack_conn_id: str, channel: str, deadline: str, context: dict | None = None) -> bool:
+    """Deadline Alert callback (runs in the triggerer): the run is still going past its deadline."""
+    dag_run = (context or {}).get("dag_run") or {}
+    job, run_id = _get(dag_run, "dag_id"), _get(dag_run, "run_id")
+    return await asend(slack_conn_id, run_late_message(channel, job, run_id, deadline, None))
+
+
+def _get(obj: Any, name: str) -> str:
+    value = obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+    return str(value) if value is not None else "?"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return str(timedelta(seconds=round(seconds)))

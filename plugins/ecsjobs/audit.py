@@ -1,0 +1,39 @@
+"""The audit log: one JSON record per step try that reached a result, success included.
+
+Written to the environment's CloudWatch Logs group (one stream per job) and to the task log, so "what ran,
+where, how it ended" is answerable from Logs Insights without Airflow's metadata DB. Success goes here and
+nowhere else; a write failure is logged and never fails the job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from typing import Any
+
+from airflow.providers.amazon.aws.hooks.logs import AwsLogsHook
+
+log = logging.getLogger(__name__)
+
+
+def write(aws_conn_id: str | None, region: str | None, group: str, record: dict[str, Any]) -> bool:
+    """Put ``record`` in ``group``, stream = the job id; the stream is created on first use."""
+    line = json.dumps(record, sort_keys=True, default=str)
+    log.info("Audit record: %s", line)
+    stream = record["job"]
+    event = {"timestamp": int(time.time() * 1000), "message": line}
+    try:
+        client = AwsLogsHook(aws_conn_id=aws_conn_id, region_name=region).conn
+        try:
+            client.put_log_events(logGroupName=group, logStreamName=stream, logEvents=[event])
+        except client.exceptions.ResourceNotFoundException:
+            # Another step of the job may have created it first.
+            with contextlib.suppress(client.exceptions.ResourceAlreadyExistsException):
+                client.create_log_stream(logGroupName=group, logStreamName=stream)
+            client.put_log_events(logGroupName=group, logStreamName=stream, logEvents=[event])
+    except Exception:  # the audit log must never fail the job it records
+        log.warning("Could not write the audit record to %s/%s", group, stream, exc_info=True)
+        return False
+    return True

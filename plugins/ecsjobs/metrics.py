@@ -1,0 +1,204 @@
+"""CloudWatch metrics of the jobs: per step run from the run operator, per pipeline run from an operator.
+
+Names, units and dimensions are the contract the alarms and the dashboard (``ecsjobs.monitoring``) rely on.
+Records and errors come from the job's JSON summary line (the last line it logs), with field names per job;
+on real AWS a Logs Insights query may read them instead. Publishing never fails a job: errors are logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+from airflow.providers.amazon.aws.hooks.logs import AwsLogsHook
+from airflow.sdk import BaseOperator
+
+from ecsjobs.steprun import StepRun
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RECORDS_FIELD = "records_processed"
+DEFAULT_ERRORS_FIELD = "errors"
+INSIGHTS_TIMEOUT = 30  # seconds a Logs Insights query may take before the counts are given up
+SPOT_LAUNCHES = ("fargate_spot", "ec2_spot")
+
+
+def summary_counts(summary: Any, records_field: str | None, errors_field: str | None) -> tuple[Any, Any]:
+    """Records and errors from the job's summary (a dict parsed from its last log line), None if absent."""
+    if not isinstance(summary, dict):
+        return None, None
+    return (
+        _number(summary.get(records_field or DEFAULT_RECORDS_FIELD)),
+        _number(summary.get(errors_field or DEFAULT_ERRORS_FIELD)),
+    )
+
+
+def step_metric_data(run: StepRun) -> list[dict[str, Any]]:
+    """One PutMetricData batch for a step run: duration, records, errors, result, Spot loss, fallback."""
+    dimensions = [
+        {"Name": "Job", "Value": run.job},
+        {"Name": "Step", "Value": run.step},
+        {"Name": "Environment", "Value": run.environment},
+    ]
+    values: list[tuple[str, float | None, str]] = [
+        ("Duration", run.duration_seconds, "Seconds"),
+        ("RecordsProcessed", run.records, "Count"),
+        ("Errors", run.errors, "Count"),
+        ("Succeeded", float(run.succeeded), "Count"),
+        # A failed try that will be retried is not (yet) a failed step: the failure alarm counts final ones.
+        ("Failed", float(run.final and not run.succeeded), "Count"),
+        (
+            "SpotInterruptions",
+            float(run.outcome == "infrastructure_loss" and run.launch in SPOT_LAUNCHES),
+            "Count",
+        ),
+        ("OnDemandFallbacks", float(run.fallback), "Count"),
+    ]
+    return [
+        {"MetricName": name, "Dimensions": dimensions, "Value": value, "Unit": unit}
+        for name, value, unit in values
+        if value is not None
+    ]
+
+
+def publish(aws_conn_id: str | None, region: str | None, namespace: str, data: list[dict[str, Any]]) -> bool:
+    """PutMetricData in one call; False (and a logged warning) when CloudWatch refused it."""
+    try:
+        client = AwsBaseHook(aws_conn_id=aws_conn_id, region_name=region, client_type="cloudwatch").conn
+        client.put_metric_data(Namespace=namespace, MetricData=data)
+    except Exception:  # metrics are a side channel: they never fail the job
+        log.warning("Could not publish %d metrics to %s", len(data), namespace, exc_info=True)
+        return False
+    log.info("Published %s to CloudWatch namespace %s", ", ".join(d["MetricName"] for d in data), namespace)
+    return True
+
+
+def insights_query(query: str, log_stream: str) -> str:
+    """The job's Logs Insights query narrowed to one task's log stream (it must return records/errors)."""
+    return f"filter @logStream = {json.dumps(log_stream)}\n| {query.strip()}"
+
+
+def insights_counts(
+    aws_conn_id: str | None,
+    region: str | None,
+    log_group: str,
+    query: str,
+    start: datetime,
+    end: datetime,
+) -> tuple[Any, Any]:
+    """Run a Logs Insights query over the task's lifetime; the last row's ``records`` and ``errors``."""
+    client = AwsLogsHook(aws_conn_id=aws_conn_id, region_name=region).conn
+    query_id = client.start_query(
+        logGroupName=log_group,
+        startTime=int(start.timestamp()) - 60,
+        endTime=int(end.timestamp()) + 60,
+        queryString=query,
+    )["queryId"]
+    deadline = time.monotonic() + INSIGHTS_TIMEOUT
+    while True:
+        response = client.get_query_results(queryId=query_id)
+        if response["status"] not in ("Scheduled", "Running"):
+            break
+        if time.monotonic() > deadline:
+            client.stop_query(queryId=query_id)
+            raise TimeoutError(f"Logs Insights query {query_id} still running after {INSIGHTS_TIMEOUT} s")
+        time.sleep(1)
+    if response["status"] != "Complete" or not response["results"]:
+        return None, None
+    row = {cell["field"]: cell["value"] for cell in response["results"][-1]}
+    return _number(row.get("records")), _number(row.get("errors"))
+
+
+class EcsJobMetricsOperator(BaseOperator):
+    """Publish a pipeline run's totals: its duration so far, records and errors summed over its steps.
+
+    Placed as a pipeline's last step (the factory adds it as a teardown, so it runs whatever the steps'
+    result and does not change the run's state), or on its own in any DAG after ``EcsJobOperator`` tasks.
+    The data carry the dimensions Job, Step (``step_name``) and Environment like the per-step metrics.
+
+    :param step_task_ids: the ``EcsJobOperator`` tasks whose ``ecs_run`` XCom to sum.
+    """
+
+    template_fields: Sequence[str] = ("step_task_ids",)
+    ui_color = "#e7f5ff"
+
+    def __init__(
+        self,
+        *,
+        step_task_ids: list[str],
+        aws_conn_id: str | None,
+        region_name: str | None,
+        namespace: str,
+        environment: str,
+        step_name: str = "pipeline",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.step_task_ids = step_task_ids
+        self.aws_conn_id = aws_conn_id
+        self.region_name = region_name
+        self.namespace = namespace
+        self.environment = environment
+        self.step_name = step_name
+
+    def execute(self, context) -> dict[str, Any]:
+        ti, dag_run = context["ti"], context["dag_run"]
+        runs = [
+            run
+            for task_id in self.step_task_ids
+            for run in _as_list(ti.xcom_pull(task_ids=task_id, key="ecs_run", map_indexes=None))
+            if isinstance(run, dict)
+        ]
+        started = dag_run.start_date or datetime.now(UTC)
+        totals = {
+            "job": ti.dag_id,
+            "steps": len(runs),
+            "duration_seconds": round((datetime.now(UTC) - started).total_seconds(), 3),
+            "records": _sum(run.get("records") for run in runs),
+            "errors": _sum(run.get("errors") for run in runs),
+            "failed_steps": sum(1 for run in runs if run.get("outcome") != "succeeded"),
+        }
+        dimensions = [
+            {"Name": "Job", "Value": ti.dag_id},
+            {"Name": "Step", "Value": self.step_name},
+            {"Name": "Environment", "Value": self.environment},
+        ]
+        data = [
+            {"MetricName": name, "Dimensions": dimensions, "Value": float(value), "Unit": unit}
+            for name, value, unit in (
+                ("Duration", totals["duration_seconds"], "Seconds"),
+                ("RecordsProcessed", totals["records"], "Count"),
+                ("Errors", totals["errors"], "Count"),
+                ("Succeeded", totals["failed_steps"] == 0, "Count"),
+                ("Failed", totals["failed_steps"] > 0, "Count"),
+            )
+            if value is not None
+        ]
+        self.log.info("Pipeline totals: %s", json.dumps(totals))
+        publish(self.aws_conn_id, self.region_name, self.namespace, data)
+        return totals
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def _sum(values) -> float | None:
+    present = [v for v in values if v is not None]
+    return sum(present) if present else None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None

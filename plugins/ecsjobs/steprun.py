@@ -1,0 +1,87 @@
+"""What one try of a step reports once it has a result: the audit record, metrics and alerts read it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ecsjobs.outcome import Outcome
+
+
+@dataclass
+class StepRun:
+    """One try of one step that reached a result (the ECS task stopped, or RunTask started none).
+
+    :param final: no further try follows: the step's result is this try's.
+    :param fallback: the try ran on demand because Spot had failed the step before.
+    :param records: records processed, from the job's JSON summary line (None when it logged none).
+    """
+
+    environment: str
+    job: str
+    step: str
+    map_index: int
+    run_id: str
+    logical_date: str | None
+    try_number: int
+    max_tries: int
+    outcome: str
+    exit_code: int | None
+    stop_code: str | None
+    reason: str
+    task_arn: str | None
+    launch: str
+    fallback: bool
+    duration_seconds: float | None
+    records: float | None
+    errors: float | None
+    final: bool
+    # Not part of the audit record: what an alert shows besides it.
+    last_lines: list[str] = field(default_factory=list, repr=False)
+    log_url: str | None = field(default=None, repr=False)
+    logs_console_url: str | None = field(default=None, repr=False)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.outcome == "succeeded"
+
+    def record(self) -> dict[str, Any]:
+        """The audit record: one flat JSON object."""
+        data = asdict(self)
+        for name in ("last_lines", "log_url", "logs_console_url"):
+            data.pop(name)
+        return data
+
+    @classmethod
+    def of(cls, context: Any, outcome: Outcome | None, task_arn: str | None, **fields: Any) -> StepRun:
+        """Fill in the task instance's identity (job, step without its task group, run, try) and the
+        outcome; without one, the try is still running (the "late" alert)."""
+        ti, logical_date = context["ti"], context.get("logical_date")
+        return cls(
+            job=ti.dag_id,
+            step=ti.task_id.rsplit(".", 1)[-1],
+            map_index=ti.map_index,
+            run_id=ti.run_id,
+            logical_date=logical_date.isoformat() if logical_date else None,
+            try_number=ti.try_number,
+            max_tries=ti.max_tries,
+            outcome=outcome.cls.value if outcome else "running",
+            exit_code=outcome.exit_code if outcome else None,
+            stop_code=outcome.stop_code if outcome else None,
+            reason=outcome.reason if outcome else "",
+            task_arn=outcome.task_arn or task_arn if outcome else task_arn,
+            **fields,
+        )
+
+
+def task_duration(task: dict[str, Any] | None) -> float | None:
+    """Seconds the task ran (``startedAt`` to ``stoppedAt``); None if it never started."""
+    if not task or not task.get("startedAt") or not task.get("stoppedAt"):
+        return None
+    started, stopped = (_moment(task[key]) for key in ("startedAt", "stoppedAt"))
+    return round((stopped - started).total_seconds(), 3)
+
+
+def _moment(value: str | datetime) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)

@@ -1,0 +1,353 @@
+"""Alerts, audit log, metrics and extra links of real runs: ``dag.test()`` against the local AWS and Slack.
+
+Each test runs a catalog job with the real task runner and trigger, then reads what reached the local Slack
+(``GET /messages``), the audit log group (CloudWatch Logs) and CloudWatch metrics (``get_metric_statistics``)
+with real clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import textwrap
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import boto3
+import pytest
+
+from local.settings import REPO
+from tests.support import LocalServer, wait_until
+
+QUICK = {"provisioning": 0.1, "pending": 0.1, "duration": 0.5, "stopping": 0.2}
+
+
+@pytest.fixture
+def slack(local_slack: LocalServer) -> LocalServer:
+    local_slack.post("/_local/reset")
+    return local_slack
+
+
+def _client(aws: LocalServer, service: str):
+    return boto3.client(
+        service,
+        endpoint_url=aws.url,
+        region_name="us-east-1",
+        aws_access_key_id="l",
+        aws_secret_access_key="l",
+    )
+
+
+def _fields(message: dict) -> dict[str, str]:
+    """The alert's ``*Name*\\nvalue`` fields."""
+    fields = next(block["fields"] for block in message["blocks"] if "fields" in block)
+    return dict(field["text"].lstrip("*").split("*\n", 1) for field in fields)
+
+
+def _texts(message: dict) -> str:
+    parts = []
+    for block in message["blocks"]:
+        parts += [block.get("text", {}).get("text", "")] + [
+            e.get("text", "") for e in block.get("elements", [])
+        ]
+    return "\n".join(parts)
+
+
+def _audit(aws: LocalServer, job: str) -> list[dict]:
+    events = _client(aws, "logs").get_log_events(logGroupName="/batch-jobs/audit", logStreamName=job)[
+        "events"
+    ]
+    return [json.loads(event["message"]) for event in events]
+
+
+def _metric(aws: LocalServer, job: str, name: str, step: str = "run") -> float | None:
+    now = datetime.now(UTC)
+    points = _client(aws, "cloudwatch").get_metric_statistics(
+        Namespace="BatchJobs/local",
+        MetricName=name,
+        Dimensions=[
+            {"Name": "Job", "Value": job},
+            {"Name": "Step", "Value": step},
+            {"Name": "Environment", "Value": "local"},
+        ],
+        StartTime=now - timedelta(hours=1),
+        EndTime=now + timedelta(hours=1),
+        Period=3600,
+        Statistics=["Sum"],
+    )["Datapoints"]
+    return sum(p["Sum"] for p in points) if points else None
+
+
+def test_a_final_failure_alerts_with_every_field(run_job, slack, aws):
+    lines = ["loading <input.csv> & parsing", "ValueError: bad row 17"]
+    result = run_job("fail_alert", {**QUICK, "exit_code": 3, "log_lines": lines})
+
+    assert result.state == "failed"
+    (message,) = slack.get("/messages")
+    (task,) = result.tasks
+    fields = _fields(message)
+    assert message["channel"] == "#batch-alerts"  # the environment's default channel
+    assert "Step failed: fail_alert / run" in message["blocks"][0]["text"]["text"]
+    assert fields["Job / step"] == "fail_alert / run"
+    assert result.dag_run.run_id in fields["Run"] and "2026-04-01" in fields["Run"]
+    assert fields["Try"] == "1 of 4"
+    assert fields["Outcome"] == "application failure"
+    assert fields["Exit code"] == "3"
+    assert "EssentialContainerExited" in fields["Stop code / reason"]
+    assert fields["ECS task"] == task["taskArn"]
+    assert fields["Launch"] == "fargate"
+    assert fields["Duration"].startswith("0:00:0")
+    text = _texts(message)
+    task_id = task["taskArn"].rsplit("/", 1)[-1]
+    assert "|Airflow task log>" in text and "fail_alert" in text.split("|Airflow task log>")[0]
+    assert f"log-events/ecs%2Fbatch-container%2F{task_id}|CloudWatch logs>" in text
+    # The job's own text is escaped for Slack's markup, not interpreted.
+    assert "loading &lt;input.csv&gt; &amp; parsing" in text and "ValueError: bad row 17" in text
+    assert _metric(aws, "fail_alert", "Failed") == 1
+    (record,) = _audit(aws, "fail_alert")
+    assert record | {"exit_code": 3, "outcome": "application_failure", "final": True} == record
+
+
+def test_a_timeout_alerts_as_a_timeout(run_job, slack):
+    result = run_job("slow_alert", {**QUICK, "duration": 60}, extra="timeout: 3s\nretries: 0\n")
+
+    assert result.state == "failed"
+    (message,) = slack.get("/messages")
+    assert "Step timed out: slow_alert / run" in message["text"]
+    assert _fields(message)["Outcome"] == "timed out"
+    assert "timed out after 0:00:03" in _fields(message)["Stop code / reason"]
+
+
+def test_retry_and_recovery_notices_show_the_spot_fallback_and_its_metrics(run_job, slack, aws):
+    extra = "alerts:\n  events: [failure, retry, recovery]\n  channel: '#spot-watch'\n"
+    result = run_job(
+        "spot_alert",
+        {**QUICK, "stop_code": "SpotInterruption", "exit_code": 0},
+        launch="fargate_spot",
+        extra=extra,
+        times=1,
+    )
+
+    assert result.state == "success"
+    retry, recovery = slack.get("/messages")
+    assert {retry["channel"], recovery["channel"]} == {"#spot-watch"}
+    assert "will retry" in retry["text"] and "recovered" in recovery["text"]
+    assert _fields(retry) | {"Try": "1 of 4", "Outcome": "infrastructure loss", "Launch": "fargate_spot"} == (
+        _fields(retry)
+    )
+    assert _fields(recovery)["Try"] == "2 of 4"
+    assert _fields(recovery)["Launch"] == "on_demand (on-demand fallback from Spot)"
+    assert _metric(aws, "spot_alert", "SpotInterruptions") == 1
+    assert _metric(aws, "spot_alert", "OnDemandFallbacks") == 1
+    # The Spot loss was retried: a lost try, not a failed step.
+    assert (_metric(aws, "spot_alert", "Succeeded"), _metric(aws, "spot_alert", "Failed")) == (1, 0)
+    first, second = _audit(aws, "spot_alert")
+    assert (first["final"], first["launch"], first["outcome"]) == (
+        False,
+        "fargate_spot",
+        "infrastructure_loss",
+    )
+    assert (second["final"], second["fallback"], second["outcome"]) == (True, True, "succeeded")
+
+
+def test_success_goes_to_the_audit_log_and_metrics_only(run_job, slack, aws):
+    result = run_job("quiet", {**QUICK, "summary": {"rows": 250, "bad": 2}}, extra=_counted("rows", "bad"))
+
+    assert result.state == "success"
+    assert slack.get("/messages") == []
+    (record,) = _audit(aws, "quiet")
+    (task,) = result.tasks
+    assert record == record | {
+        "job": "quiet",
+        "step": "run",
+        "environment": "local",
+        "run_id": result.dag_run.run_id,
+        "try_number": 1,
+        "outcome": "succeeded",
+        "exit_code": 0,
+        "task_arn": task["taskArn"],
+        "launch": "fargate",
+        "fallback": False,
+        "records": 250,
+        "errors": 2,
+        "final": True,
+    }
+    assert record["duration_seconds"] > 0
+    assert _metric(aws, "quiet", "RecordsProcessed") == 250
+    assert _metric(aws, "quiet", "Errors") == 2
+    assert _metric(aws, "quiet", "Duration") == pytest.approx(record["duration_seconds"])
+    assert (_metric(aws, "quiet", "Succeeded"), _metric(aws, "quiet", "Failed")) == (1, 0)
+    assert _metric(aws, "quiet", "Succeeded", step="other") is None  # dimensions are exact
+
+
+@pytest.mark.parametrize(
+    "fault, delivered",
+    [
+        ({"status": 500}, False),  # Slack down
+        ({"status": 429, "retry_after": 30}, False),  # rate limited for longer than an alert may wait
+        ({"error": "channel_not_found"}, False),
+        ({"delay": 12, "times": 1}, False),  # slower than the alert's timeout
+        ({"status": 429, "retry_after": 1, "times": 1}, True),  # a short 429 is waited out once
+    ],
+    ids=["down", "rate_limited_long", "refused", "slow", "rate_limited_short"],
+)
+def test_slack_trouble_never_changes_the_outcome(run_job, slack, caplog, request, fault, delivered):
+    slack.post("/_local/faults", {"method": "chat.postMessage", **fault})
+    caplog.set_level(logging.INFO, logger="ecsjobs.alerts")
+
+    result = run_job(f"trouble_{request.node.callspec.id}", {**QUICK, "exit_code": 1})
+
+    assert result.state == "failed"
+    assert len(slack.get("/messages")) == int(delivered)
+    undelivered = [r.getMessage() for r in caplog.records if "Slack alert undelivered" in r.getMessage()]
+    if delivered:
+        assert undelivered == []
+        return
+    (line,) = undelivered
+    content = json.loads(line.split("): ", 1)[1])
+    assert content["channel"] == "#batch-alerts" and "application failure" in json.dumps(content)
+    if "delay" in fault:  # the slow post lands after the alert gave up on it: let it, before the next test
+        wait_until(lambda: slack.get("/messages"), 30, "the slow post to land")
+
+
+def test_a_step_running_past_its_expected_duration_alerts_while_it_runs(run_job, slack, aws):
+    result = run_job("late_step", {**QUICK, "duration": 6}, extra="expected_duration: 2s\n")
+
+    assert result.state == "success"
+    (message,) = slack.get("/messages")
+    (task,) = result.tasks
+    assert "Step running late: late_step / run" in message["text"]
+    assert "Still running after 0:00:03 (expected about 0:00:02)" in _texts(message)
+    assert _fields(message)["ECS task"] == task["taskArn"]
+    assert datetime.fromisoformat(message["time"]).timestamp() < task["stoppedAt"]  # sent while it ran
+
+
+def test_the_deadline_alert_is_an_airflow_deadline_that_posts_to_slack(slack, monkeypatch):
+    from airflow.sdk.definitions.deadline import DeadlineReference
+
+    from ecsjobs.alerts import run_late
+    from ecsjobs.catalog import load_catalog
+    from ecsjobs.factory import build_dags
+
+    dags = build_dags(load_catalog(REPO / "config", "local"))
+    (alert,) = dags["month_end_close"].deadline
+    assert alert.interval == timedelta(hours=4)
+    assert alert.reference == DeadlineReference.DAGRUN_QUEUED_AT
+    assert alert.callback.path == "ecsjobs.alerts.run_late"
+    assert alert.callback.kwargs == {
+        "slack_conn_id": "slack_local",
+        "channel": "#finance-close",
+        "deadline": "4:00:00",
+    }
+    assert not dags["data_processor"].deadline  # no deadline configured
+
+    context = {"dag_run": {"dag_id": "month_end_close", "run_id": "scheduled__2026-04-30T22:00:00+00:00"}}
+    assert asyncio.run(run_late(**alert.callback.kwargs, context=context)) is True
+    (message,) = slack.get("/messages")
+    assert message["channel"] == "#finance-close"
+    assert "Run missed its deadline: month_end_close" in message["text"]
+    assert "scheduled__2026-04-30T22:00:00+00:00" in _texts(message) and "4:00:00" in _texts(message)
+
+
+def test_metrics_and_audit_failures_never_fail_the_step(run_job, slack, aws, caplog):
+    aws.post("/_local/faults", {"service": "monitoring", "action": "PutMetricData", "kind": "http_500"})
+    aws.post("/_local/faults", {"service": "logs", "action": "PutLogEvents", "kind": "http_500"})
+    caplog.set_level(logging.INFO)
+
+    result = run_job("side_channels_down", {**QUICK})
+
+    assert result.state == "success"
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("Could not publish 5 metrics to BatchJobs/local" in m for m in messages)
+    assert any(
+        "Could not write the audit record to /batch-jobs/audit/side_channels_down" in m for m in messages
+    )
+
+
+def test_a_pipeline_publishes_its_totals_without_hiding_a_failed_step(
+    config_dir: Path, monkeypatch, airflow_db, aws
+):
+    monkeypatch.setenv("ECSJOBS_CONFIG_DIR", str(config_dir))
+    (config_dir / "jobs" / "two_steps.yaml").write_text(
+        textwrap.dedent(
+            """\
+            description: Two steps, the second fails.
+            start_date: 2026-01-01
+            task_definition: data-processor
+            container: batch-container
+            retries: 0
+            steps:
+              extract:
+                environment: {CASE: extract}
+              load:
+                depends_on: [extract]
+                environment: {CASE: load}
+            """
+        )
+    )
+    aws.post(
+        "/_local/scenarios",
+        {"match": {"env": {"CASE": "extract"}}, "scenario": {**QUICK, "summary": {"records_processed": 40}}},
+    )
+    aws.post("/_local/scenarios", {"match": {"env": {"CASE": "load"}}, "scenario": {**QUICK, "exit_code": 1}})
+    from ecsjobs.loader import load_dags
+
+    dag_run = load_dags()["two_steps"].test(logical_date=datetime(2026, 4, 2, tzinfo=UTC))
+
+    states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
+    assert states == {"extract": "success", "load": "failed", "pipeline_metrics": "success"}
+    assert dag_run.state == "failed"  # the teardown's success does not make the run a success
+    assert _metric(aws, "two_steps", "RecordsProcessed", step="pipeline") == 40
+    assert (
+        _metric(aws, "two_steps", "Failed", step="pipeline"),
+        _metric(aws, "two_steps", "Succeeded", step="pipeline"),
+    ) == (1, 0)
+
+
+def test_each_step_links_to_its_ecs_task_and_log_stream(run_job, aws):
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    from ecsjobs.links import EcsTaskLink, EcsTaskLogsLink
+
+    result = run_job("linked", {**QUICK})
+
+    (task,) = result.tasks
+    task_id = task["taskArn"].rsplit("/", 1)[-1]
+    (ti,) = result.dag_run.get_task_instances()
+    operator = result.dag.get_task("run")
+    assert [link.name for link in operator.operator_extra_links] == ["ECS task", "CloudWatch logs"]
+    with create_session() as session:
+        stored = {
+            row.key: XComModel.deserialize_value(row)
+            for row in session.query(XComModel).filter_by(dag_id="linked", run_id=ti.run_id, task_id="run")
+        }
+    assert EcsTaskLink().format_link(**stored["ecs_task"]) == (
+        f"https://console.aws.amazon.com/ecs/v2/clusters/batch-jobs/tasks/{task_id}/configuration?region=us-east-1"
+    )
+    assert EcsTaskLogsLink().format_link(**stored["ecs_task_logs"]) == (
+        "https://console.aws.amazon.com/cloudwatch/home?region=us-east-1#logsV2:log-groups/log-group/"
+        f"%2Fecs%2Fdata-processor/log-events/ecs%2Fbatch-container%2F{task_id}"
+    )
+
+
+def test_a_logs_insights_query_is_narrowed_to_the_tasks_stream():
+    """Local AWS cannot run Logs Insights queries, so only the query the step would send is checked."""
+    from ecsjobs.metrics import insights_query
+
+    query = "fields @message\n| filter @message like /done/\n| stats count(*) as records, sum(e) as errors\n"
+    assert insights_query(query, "ecs/trainer/abc123") == (
+        'filter @logStream = "ecs/trainer/abc123"\n| fields @message\n| filter @message like /done/\n'
+        "| stats count(*) as records, sum(e) as errors"
+    )
+
+
+def test_slack_markup_in_job_text_is_escaped():
+    from ecsjobs.alerts import escape
+
+    assert escape("<!channel> a&b <http://x|y>") == "&lt;!channel&gt; a&amp;b &lt;http://x|y&gt;"
+
+
+def _counted(records: str, errors: str) -> str:
+    return f"metrics:\n  records_field: {records}\n  errors_field: {errors}\n"
