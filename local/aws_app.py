@@ -182,7 +182,9 @@ class LocalAwsApp:
         facts = _run_facts(call) if run_task else None
         fault = self.faults.take(call.service, call.action, facts)
         if fault:
-            status, content_type, body = fault_reply(fault, call.service, call.json_protocol, facts)
+            status, content_type, body = fault_reply(
+                fault, call.service, call.json_protocol, facts, call.params
+            )
             return Reply(f"{status} {HTTPStatus(status).phrase}", _headers(content_type, body), body)
         token = call.params.get("clientToken") if run_task else None
         if token:

@@ -1,4 +1,5 @@
-"""Faults injected into AWS calls through the control API: RunTask capacity failures, throttling, HTTP 500s.
+"""Faults injected into AWS calls through the control API: RunTask capacity failures, throttling, HTTP 500s,
+and DescribeTasks not yet knowing a task (``missing``: ECS is eventually consistent right after RunTask).
 
 ``rate`` is deterministic: each matching call adds it to a credit and the fault fires whenever the credit
 reaches 1, so a rate of 0.5 hits exactly every second call and tests need no retries or tolerances.
@@ -12,7 +13,7 @@ from xml.sax.saxutils import escape
 
 from local.aws_rules import Facts, Rule, RuleBook, matches, validate_match, validate_times
 
-KINDS = ("failure", "throttle", "http_500")
+KINDS = ("failure", "throttle", "http_500", "missing")
 FAULT_KEYS = {"action", "kind", "service", "reason", "rate", "times", "match"}
 CAPACITY_UNAVAILABLE = (
     "Capacity is unavailable at this time. Please try again later or select a different availability zone."
@@ -46,6 +47,8 @@ class Faults:
         }
         if kind == "failure" and (spec["service"], spec["action"]) != ("ecs", "RunTask"):
             raise ValueError("a 'failure' fault applies to ecs RunTask only")
+        if kind == "missing" and (spec["service"], spec["action"]) != ("ecs", "DescribeTasks"):
+            raise ValueError("a 'missing' fault applies to ecs DescribeTasks only")
         if not isinstance(spec["rate"], int | float) or not 0 < spec["rate"] <= 1:
             raise ValueError("'rate' must be a number in (0, 1]")
         match = validate_match(payload.get("match", {}))
@@ -71,11 +74,14 @@ class Faults:
 
 
 def fault_reply(
-    fault: Rule, service: str, json_protocol: bool, facts: Facts | None
+    fault: Rule, service: str, json_protocol: bool, facts: Facts | None, params: dict[str, Any] | None = None
 ) -> tuple[int, str, bytes]:
     """(HTTP status, content type, body) of the faulted answer, shaped as the service's protocol expects;
-    ``facts`` are those of the RunTask call that a ``failure`` fault answers."""
+    ``facts`` are those of the RunTask call that a ``failure`` fault answers, ``params`` the request's."""
     kind, reason = fault.spec["kind"], fault.spec["reason"]
+    if kind == "missing":
+        failures = [{"arn": arn, "reason": "MISSING"} for arn in (params or {}).get("tasks", [])]
+        return 200, "application/x-amz-json-1.1", json.dumps({"tasks": [], "failures": failures}).encode()
     if kind == "failure":
         assert facts is not None, "failure faults apply to RunTask only"
         failure = {"arn": facts.cluster_arn, "reason": reason or CAPACITY_UNAVAILABLE}

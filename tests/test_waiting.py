@@ -188,14 +188,28 @@ def test_the_poller_backs_off_while_throttled_and_returns_to_its_interval(aws, e
     assert all(gap < 1.5 * INTERVAL for gap in gaps[2:])  # back to the interval after a success
 
 
-def test_a_task_ecs_does_not_know_is_missing(aws, ecs):
+def test_a_task_ecs_does_not_know_is_missing_after_a_grace_period(aws, ecs, monkeypatch):
+    monkeypatch.setattr(poller, "MISSING_GRACE", 2 * INTERVAL)
     (known,) = _start(aws, ecs, 1, duration=1)
     unknown = known.rsplit("/", 1)[0] + "/" + uuid.uuid4().hex
+    since = time.time()
 
     events = _wait_all([_trigger(unknown), _trigger(known)])
 
     assert (events[0]["status"], events[0]["task"]) == ("missing", None)
+    assert events[0]["detected_at"] - since >= 2 * INTERVAL
+    assert len(_calls(aws, since)) >= 3  # asked again before giving up
     assert events[1]["status"] == "stopped"
+
+
+def test_a_task_ecs_does_not_describe_yet_is_still_waited_for(aws, ecs):
+    """Right after RunTask, DescribeTasks may answer MISSING (ECS is eventually consistent)."""
+    aws.post("/_local/faults", {"service": "ecs", "action": "DescribeTasks", "kind": "missing", "times": 2})
+    (arn,) = _start(aws, ecs, 1, duration=2)
+
+    (event,) = _wait_all([_trigger(arn)])
+
+    assert event["status"] == "stopped" and event["task"]["taskArn"] == arn
 
 
 def test_a_cancelled_wait_leaves_the_poller_and_the_others_keep_waiting(aws, ecs):

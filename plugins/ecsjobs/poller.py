@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 
 MAX_ARNS_PER_CALL = 100  # DescribeTasks' limit
 MAX_BACKOFF = 60.0  # seconds: the longest a throttled poller waits between rounds
+# ECS is eventually consistent: a task RunTask just started may be MISSING for a moment. A wait reports
+# ``missing`` only once ECS has not known its task for this long.
+MISSING_GRACE = 30.0
 # botocore first retries a throttled call itself; adaptive mode also rate-limits the client for a while.
 DEFAULT_BOTOCORE_CONFIG: dict[str, Any] = {"retries": {"mode": "adaptive", "max_attempts": 5}}
 TRANSIENT_ERROR_CODES = frozenset(
@@ -82,6 +85,7 @@ class Poller:
         self.interval = float("inf")
         self._botocore_config = botocore_config
         self._waiters: dict[str, set[asyncio.Future[Sighting]]] = {}
+        self._missing_since: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -107,6 +111,7 @@ class Poller:
             futures.discard(future)
             if not futures:
                 del self._waiters[task_arn]
+                self._missing_since.pop(task_arn, None)
         if self._waiters or self._task is None:
             return
         if _pollers.get(self.key) is self:
@@ -154,11 +159,20 @@ class Poller:
             return False
         for failure in response.get("failures", []):
             log.info("DescribeTasks on %s: %s is %s", self.cluster, failure.get("arn"), failure.get("reason"))
-        for arn, sighting in sightings(response, arns, time.time()).items():
-            self._settle(arn, sighting)
+        now = time.time()
+        seen = sightings(response, arns, now)
+        for arn in arns:
+            sighting = seen.get(arn)
+            if sighting is None or sighting.task is not None:
+                self._missing_since.pop(arn, None)
+            elif now - self._missing_since.setdefault(arn, now) < MISSING_GRACE:
+                continue
+            if sighting is not None:
+                self._settle(arn, sighting)
         return False
 
     def _settle(self, task_arn: str, outcome: Sighting | BaseException) -> None:
+        self._missing_since.pop(task_arn, None)
         for future in self._waiters.pop(task_arn, ()):
             if future.done():
                 continue
@@ -172,7 +186,8 @@ def sightings(response: dict[str, Any], arns: list[str], detected_at: float) -> 
     """The requested tasks whose wait is over: STOPPED ones, and ones ECS does not know (``MISSING``).
 
     ECS answers ``failures: [{"arn", "reason": "MISSING"}]`` for a task that aged out (about an hour after it
-    stopped); a task in neither list is treated the same way.
+    stopped) and, briefly, for one it has just started; a task in neither list is treated the same way. The
+    poller reports a missing task only after ``MISSING_GRACE``.
     """
     described: dict[str, dict[str, Any]] = {}
     for task in response.get("tasks", []):
