@@ -109,6 +109,30 @@ def test_spot_without_capacity_falls_back_to_on_demand_within_the_try(run_job, a
     assert task["launchType"] == "FARGATE"
 
 
+def test_no_capacity_in_earlier_tries_counts_against_its_retry_budget(run_job, aws, monkeypatch):
+    from ecsjobs import operators
+
+    monkeypatch.setattr(
+        operators, "CAPACITY_RETRY_DELAYS", (0.1, 0.1)
+    )  # within a try; the test needs no wait
+    aws.post(
+        "/_local/faults",
+        {
+            "action": "RunTask",
+            "kind": "failure",
+            "match": {"env": {"CASE": "no_room"}},
+            "reason": "RESOURCE:CPU",
+        },
+    )
+    since = time.time()
+
+    result = run_job("no_room", {**QUICK}, extra="retries: 5\nretry_policy: {no_capacity: 1}\n")
+
+    assert (result.state, result.tasks) == ("failed", [])
+    run_tasks = aws.get(f"/_local/calls?action=RunTask&since={since}")
+    assert len(run_tasks) == 2 * 3  # two tries (one retry allowed), three RunTask attempts each
+
+
 def test_fallback_after_0_keeps_spot(run_job):
     result = run_job(
         "spot_only",

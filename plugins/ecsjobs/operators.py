@@ -148,7 +148,9 @@ class EcsJobOperator(EcsRunTaskOperator):
                 if _tag(t, LAUNCH_TAG) != "on_demand"
                 and judge_task(t, main_container=self.container_name).cls == OutcomeClass.INFRASTRUCTURE_LOSS
             )
-            launch = self._start(context, spot_losses)
+            # Earlier tries with no ECS task of their own could not start one: RunTask found no capacity.
+            taskless = ti.try_number - 1 - len({_tag(t, TRY_TAG) for t in history})
+            launch = self._start(context, spot_losses, taskless)
         ti.xcom_push(key="ecs_task_arn", value=self.arn)
         ti.xcom_push(key="ecs_launch", value=launch)
         self._persist_links(context)
@@ -223,8 +225,11 @@ class EcsJobOperator(EcsRunTaskOperator):
             "message": step_message("late", self.late_alert.channel, run, note=note).to_dict(),
         }
 
-    def _start(self, context, spot_losses: int) -> str:
-        """RunTask for this try; returns the launch used. Spot falls back to on-demand when it fails."""
+    def _start(self, context, spot_losses: int, taskless_tries: int = 0) -> str:
+        """RunTask for this try; returns the launch used. Spot falls back to on-demand when it fails.
+
+        ``taskless_tries`` (earlier tries that started no task) count against the no-capacity budget.
+        """
         try_number = context["ti"].try_number
         spot = self.capacity_provider_strategy and self.on_demand is not None
         on_demand = bool(spot and self.fallback_after and spot_losses >= self.fallback_after)
@@ -248,7 +253,7 @@ class EcsJobOperator(EcsRunTaskOperator):
             elif outcome.cls == OutcomeClass.NO_CAPACITY and capacity_failures <= len(CAPACITY_RETRY_DELAYS):
                 time.sleep(CAPACITY_RETRY_DELAYS[capacity_failures - 1])
             else:
-                self._fail(context, outcome, launch=launch)
+                self._fail(context, outcome, launch=launch, earlier=taskless_tries)
 
     def run_task_request(
         self, on_demand: bool = False, try_number: int | None = None, launch: str | None = None
@@ -317,10 +322,14 @@ class EcsJobOperator(EcsRunTaskOperator):
         task: dict[str, Any] | None = None,
         lines: list[str] = (),
         output: Any = None,
+        earlier: int = 0,
     ) -> None:
-        """Report the try, then raise so that Airflow retries only while its class has retries left."""
+        """Report the try, then raise so that Airflow retries only while its class has retries left.
+
+        ``earlier``: failures of this class in earlier tries that left no ECS task in ``history``.
+        """
         ti = context["ti"]
-        earlier = sum(1 for summary in history if summary["cls"] == outcome.cls)
+        earlier += sum(1 for summary in history if summary["cls"] == outcome.cls)
         budget = allowed_retries(outcome.cls, self.outcome_retries)
         retry = earlier < budget
         final = not (retry and ti.try_number <= ti.max_tries)
