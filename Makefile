@@ -8,7 +8,7 @@ UV := .tools/bin/uv
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
 PYTEST_ARGS ?=
 
-.PHONY: run test test-mwaa install install-mwaa lock lint clean
+.PHONY: run test test-mwaa install install-mwaa lock lint clean bundle
 
 run: install
 	.venv/bin/python -m local.stack
@@ -44,6 +44,11 @@ lock: | $(UV)
 	$(UV) pip compile -q --python-version 3.11 lock/latest.in -o lock/latest.txt
 	$(UV) pip compile -q --python-version 3.11 --exclude-newer $(MWAA_RESOLVE_DATE) \
 		--exclude-newer-package moto=2026-11-01 lock/mwaa.in -o lock/mwaa.txt
+
+# The Amazon MWAA bundle of the prod environment in dist/mwaa/, checked as MWAA would install and parse it
+# (docs/deploy-mwaa.md).
+bundle: install
+	.venv/bin/python -m ecsjobs --env prod bundle --check
 
 lint: install
 	.venv/bin/ruff check .

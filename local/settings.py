@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-LOCAL_AWS_PORT = int(os.environ.get("LOCAL_AWS_PORT", "4566"))
-LOCAL_SLACK_PORT = int(os.environ.get("LOCAL_SLACK_PORT", "4567"))
-API_PORT = int(os.environ.get("AIRFLOW_API_PORT", "8080"))
+# The ports `make run` listens on and docker compose publishes; LOCAL_AWS_PORT etc. move `make run`'s.
+DEFAULT_PORTS = {"aws": 4566, "slack": 4567, "api": 8080}
+LOCAL_AWS_PORT = int(os.environ.get("LOCAL_AWS_PORT", DEFAULT_PORTS["aws"]))
+LOCAL_SLACK_PORT = int(os.environ.get("LOCAL_SLACK_PORT", DEFAULT_PORTS["slack"]))
+API_PORT = int(os.environ.get("AIRFLOW_API_PORT", DEFAULT_PORTS["api"]))
 ADMIN_USER, ADMIN_PASSWORD = "admin", "admin"
 # Local only: every Airflow component must share one JWT secret or tasks fail with "Invalid auth token".
 LOCAL_JWT_SECRET = "local-stack-jwt-secret-not-for-production"
@@ -28,8 +30,11 @@ class Ports:
     api: int = API_PORT
 
 
-def connections(ports: Ports, host: str = "127.0.0.1") -> dict[str, str]:
-    """Airflow connections (as ``AIRFLOW_CONN_*`` variables) pointing at the local AWS and Slack."""
+def connections(ports: Ports, host: str = "127.0.0.1", slack_host: str | None = None) -> dict[str, str]:
+    """Airflow connections (as ``AIRFLOW_CONN_*`` variables) pointing at the local AWS and Slack.
+
+    The local Slack is on ``host`` too unless ``slack_host`` says otherwise (docker compose's services).
+    """
     aws = {
         "conn_type": "aws",
         "login": "local",
@@ -39,13 +44,15 @@ def connections(ports: Ports, host: str = "127.0.0.1") -> dict[str, str]:
     slack = {
         "conn_type": "slack",
         "password": LOCAL_SLACK_TOKEN,
-        "extra": {"base_url": f"http://{host}:{ports.slack}/api/", "timeout": 5},
+        "extra": {"base_url": f"http://{slack_host or host}:{ports.slack}/api/", "timeout": 5},
     }
     return {"AIRFLOW_CONN_AWS_LOCAL": json.dumps(aws), "AIRFLOW_CONN_SLACK_LOCAL": json.dumps(slack)}
 
 
-def airflow_env(home: Path, ports: Ports, host: str = "127.0.0.1") -> dict[str, str]:
-    """Environment shared by every Airflow process of the local stack."""
+def airflow_env(
+    home: Path, ports: Ports, host: str = "127.0.0.1", config_dir: Path | None = None
+) -> dict[str, str]:
+    """Environment shared by every Airflow process of the local stack; the catalog is ``config_dir``."""
     return {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
@@ -64,7 +71,7 @@ def airflow_env(home: Path, ports: Ports, host: str = "127.0.0.1") -> dict[str, 
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
         "ECSJOBS_ENV": "local",
-        "ECSJOBS_CONFIG_DIR": str(REPO / "config"),
+        "ECSJOBS_CONFIG_DIR": str(config_dir or REPO / "config"),  # the shipped catalog by default
         **connections(ports, host),
     }
 
