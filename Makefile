@@ -43,7 +43,8 @@ MWAA_RESOLVE_DATE := 2026-04-23
 lock: | $(UV)
 	$(UV) pip compile -q --python-version 3.11 lock/latest.in -o lock/latest.txt
 	$(UV) pip compile -q --python-version 3.11 --exclude-newer $(MWAA_RESOLVE_DATE) \
-		--exclude-newer-package moto=2026-11-01 lock/mwaa.in -o lock/mwaa.txt
+		--exclude-newer-package moto=2026-11-01 --exclude-newer-package policy-sentry=2026-11-01 \
+		lock/mwaa.in -o lock/mwaa.txt
 
 # The Amazon MWAA bundle of the prod environment in dist/mwaa/, checked as MWAA would install and parse it
 # (docs/deploy-mwaa.md).
