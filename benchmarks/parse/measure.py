@@ -42,7 +42,7 @@ def measure(dag_file: Path) -> dict[str, Any]:
         "parse_s": parse_s,
         "serialize_s": serialize_s,
         "dags": len(bag.dags),
-        "tasks": sum(len(dag.tasks) for dag in bag.dags.values()),
+        "tasks": sum(1 for dag in bag.dags.values() for task in dag.tasks if not task.is_teardown),
         "errors": bag.import_errors,
         "digest": _digest(serialized),
     }
@@ -53,8 +53,31 @@ def _digest(serialized: dict[str, dict[str, Any]]) -> str:
     for dag_id, dag in serialized.items():
         dag = {key: value for key, value in dag.items() if key not in _SOURCE_KEYS}
         dag["tags"] = sorted(set(dag.get("tags", [])) - {"dagfactory"})  # dag-factory tags what it builds
+        tasks = [task["__var"] for task in dag.get("tasks", [])]
+        teardowns = {task["task_id"] for task in tasks if task.get("is_teardown")}
+        dag["tasks"] = [
+            _comparable_task(task, teardowns) for task in tasks if task["task_id"] not in teardowns
+        ]
+        dag["task_group"] = _without(dag.get("task_group"), teardowns)
         comparable[dag_id] = dag
     return hashlib.sha256(json.dumps(comparable, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _comparable_task(task: dict[str, Any], teardowns: set[str]) -> dict[str, Any]:
+    """A serialized task without what only ecsjobs builds: alert callbacks, edges to teardowns."""
+    task = {key: value for key, value in task.items() if not key.startswith("has_on_")}
+    if downstream := sorted(set(task.pop("downstream_task_ids", ())) - teardowns):
+        task["downstream_task_ids"] = downstream
+    return task
+
+
+def _without(group: Any, task_ids: set[str]) -> Any:
+    """The serialized task group tree without ``task_ids`` (as children and in edge lists)."""
+    if isinstance(group, dict):
+        return {key: _without(value, task_ids) for key, value in group.items() if key not in task_ids}
+    if isinstance(group, list):
+        return [_without(item, task_ids) for item in group if item not in task_ids]
+    return group
 
 
 if __name__ == "__main__":
