@@ -8,7 +8,7 @@ UV := .tools/bin/uv
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
 PYTEST_ARGS ?=
 
-.PHONY: run test test-mwaa install install-mwaa lock lint clean bundle
+.PHONY: run test test-mwaa test-tier install install-mwaa lock lint clean bundle
 
 run: install
 	.venv/bin/python -m local.stack
@@ -18,6 +18,10 @@ test: install
 
 test-mwaa: install-mwaa
 	.venv-mwaa/bin/python -m pytest $(PYTEST_ARGS)
+
+# Only the real-components tier (tests/tier): one stack driven through the REST API, the CLI and Chromium.
+test-tier: install
+	.venv/bin/python -m pytest -m tier tests/tier $(PYTEST_ARGS)
 
 install: .venv/.installed
 install-mwaa: .venv-mwaa/.installed

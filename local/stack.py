@@ -17,7 +17,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ecsjobs.catalog import load_catalog
@@ -36,19 +37,33 @@ HOST = "127.0.0.1"
 
 
 class Stack:
-    """Processes of one local stack; every child gets its own process group so stopping is complete."""
+    """Processes of one local stack; every child gets its own process group so stopping is complete.
 
-    def __init__(self, home: Path, ports: Ports, log_dir: Path):
+    :param config_dir: the catalog the stack seeds the local AWS from and Airflow builds its DAGs from
+        (default: ``config/``).
+    :param extra_env: settings added to every process's environment, e.g. faster scheduling in tests.
+    """
+
+    def __init__(
+        self,
+        home: Path,
+        ports: Ports,
+        log_dir: Path,
+        config_dir: Path | None = None,
+        extra_env: Mapping[str, str] | None = None,
+    ):
         self.home, self.ports, self.log_dir = home, ports, log_dir
         self.processes: dict[str, subprocess.Popen] = {}
+        self.commands: dict[str, list[str]] = {}
         # A parsing context left in the environment would make every component build only that one DAG.
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("_AIRFLOW_PARSING_CONTEXT_")}
         self.env = {
             **inherited,
-            **airflow_env(home, ports, HOST),
+            **airflow_env(home, ports, HOST, config_dir),
             "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), str(REPO)]),
             "LOCAL_AWS_PORT": str(ports.aws),
             "LOCAL_SLACK_PORT": str(ports.slack),
+            **(extra_env or {}),
         }
 
     def start(self, name: str, args: list[str]) -> subprocess.Popen:
@@ -57,7 +72,7 @@ class Stack:
         process = subprocess.Popen(
             args, env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
-        self.processes[name] = process
+        self.processes[name], self.commands[name] = process, args
         return process
 
     def run(self, args: list[str]) -> None:
@@ -76,17 +91,38 @@ class Stack:
         self.wait(lambda: _answers(f"http://{HOST}:{self.ports.aws}/_local/stats"), timeout, "local AWS")
         self.wait(lambda: _answers(f"http://{HOST}:{self.ports.slack}/messages"), timeout, "local Slack")
         self.run([python, "-m", "local.seed", "--endpoint", f"http://{HOST}:{self.ports.aws}"])
-        env = load_catalog().environment
+        env = load_catalog(Path(self.env["ECSJOBS_CONFIG_DIR"]), self.env["ECSJOBS_ENV"]).environment
         description = f"ECS tasks of the batch jobs on cluster {env.cluster}"
         self.run([_airflow(), "pools", "set", pool_name(env), str(env.max_running_tasks), description])
         for component in AIRFLOW_COMPONENTS:
             self.start(component, [_airflow(), component])
         self.wait(self.healthy, timeout, "Airflow health")
 
+    def restart(self, name: str, sig: signal.Signals = signal.SIGKILL, timeout: float = 180) -> None:
+        """Stop one component's whole process group with ``sig`` (SIGKILL: it gets no chance to clean up),
+        start it again and wait until it is back: the api-server answering, the others heartbeating anew."""
+        process = self.processes[name]
+        _signal_group(process, sig)
+        process.wait()
+        restarted = datetime.now(UTC)
+        self.start(name, self.commands[name])
+        self.wait(lambda: self._back(name, restarted), timeout, f"{name} after its restart")
+
+    def _back(self, name: str, since: datetime) -> bool:
+        if not self.healthy():
+            return False
+        if name == "api-server":
+            return True
+        part = name.replace("-", "_")  # the health report's key, e.g. dag_processor
+        return datetime.fromisoformat(self.health()[part][f"latest_{part}_heartbeat"]) > since
+
+    def health(self) -> dict:
+        with urllib.request.urlopen(f"{self.api_url}/api/v2/monitor/health", timeout=5) as response:
+            return json.load(response)
+
     def healthy(self) -> bool:
         try:
-            with urllib.request.urlopen(f"{self.api_url}/api/v2/monitor/health", timeout=5) as response:
-                health = json.load(response)
+            health = self.health()
         except (OSError, ValueError):
             return False
         return all(part.get("status") == "healthy" for part in health.values() if isinstance(part, dict))

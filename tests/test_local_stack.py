@@ -18,28 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from local.settings import ADMIN_PASSWORD, ADMIN_USER, REPO
-from tests.support import free_port
+from local.settings import REPO
+from tests.support import Api, free_port
 
 pytestmark = pytest.mark.stack
-
-
-class Api:
-    def __init__(self, url: str):
-        self.url = url
-        token = self.call(
-            "POST", "/auth/token", {"username": ADMIN_USER, "password": ADMIN_PASSWORD}, auth=False
-        )
-        self.token = token["access_token"]
-
-    def call(self, method: str, path: str, body: dict | None = None, auth: bool = True):
-        headers = {"Content-Type": "application/json"}
-        if auth:
-            headers["Authorization"] = f"Bearer {self.token}"
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.load(response)
 
 
 def _wait(condition, timeout: float, what: str):
@@ -99,7 +81,7 @@ def test_stack_starts_healthy_with_the_catalog_dags_and_a_run_succeeds(stack):
         120,
         "the catalog's DAGs",
     )
-    assert {d["dag_id"] for d in dags} == shipped
+    assert {d["dag_id"] for d in dags} == shipped | {"ecsjobs_monitoring_sync"}
     assert api.call("GET", "/api/v2/importErrors")["total_entries"] == 0
     pool = api.call("GET", "/api/v2/pools/ecs_batch-jobs")
     assert pool["slots"] == 20  # config/environments/local.yaml max_running_tasks

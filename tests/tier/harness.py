@@ -1,0 +1,172 @@
+"""What the tier's tests drive: the running stack's REST API and CLI, the local AWS and the local Slack."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from ecsjobs.operators import started_by_for
+from local.settings import REPO
+from local.stack import Stack
+from tests.support import Api, ApiError, container_environment
+
+TIER = Path(__file__).parent
+OUTPUT = TIER / "output"  # the last run's component logs, AIRFLOW_HOME and screenshots (git-ignored)
+FAST_AIRFLOW = {
+    "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "2",
+    "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+    "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_THRESHOLD": "15",
+    "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "2",
+    "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "15",
+    "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+    # A task process's supervisor notices the process has exited (after it deferred, say) only at its next
+    # heartbeat check, 5 s by default. A trigger that fires before the scheduler has seen that exit makes
+    # Airflow 3.3.2 take the stale exit for a failure and retry the task (apache/airflow#72716, #66374):
+    # with 3 s test tasks that happens often, with real batch jobs rarely. 1 s keeps the tier clear of it.
+    "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
+}
+FINISHED = ("success", "failed")
+
+
+def tier_catalog(folder: Path) -> Path:
+    """``config/`` plus the tier's jobs, polled every second."""
+    shutil.copytree(REPO / "config", folder)
+    for job in (TIER / "jobs").glob("*.yaml"):
+        shutil.copy(job, folder / "jobs" / job.name)
+    local = folder / "environments" / "local.yaml"
+    text, found = re.subn(r"(?m)^poll_interval: .*$", "poll_interval: 1s", local.read_text())
+    assert found == 1, f"no poll_interval line to change in {local}"
+    local.write_text(text)
+    return folder
+
+
+class Tier:
+    """The running stack and what the tests ask of it: the REST API, the local AWS and the local Slack."""
+
+    def __init__(self, stack: Stack, output: Path):
+        self.stack, self.output = stack, output
+        self.api = Api(stack.api_url)
+        self.aws_url = f"http://127.0.0.1:{stack.ports.aws}"
+        self.slack_url = f"http://127.0.0.1:{stack.ports.slack}"
+
+    # -- the local AWS and Slack -----------------------------------------------------------------------------
+
+    def aws(self, method: str, path: str, body: Any = None) -> Any:
+        return _json_call(method, self.aws_url + path, body)
+
+    def scenario(self, match: dict, scenario: dict, times: int | None = None) -> None:
+        rule = {"match": match, "scenario": scenario, **({"times": times} if times else {})}
+        self.aws("POST", "/_local/scenarios", rule)
+
+    def ecs_tasks(self, dag_id: str, task_id: str, run_id: str, map_index: int = -1) -> list[dict]:
+        """The ECS tasks one task instance started (every try), oldest first, found by its ``startedBy``."""
+        wanted = started_by(dag_id, task_id, run_id, map_index)
+        tasks = [t for t in self.aws("GET", "/_local/tasks") if t["startedBy"] == wanted]
+        return sorted(tasks, key=lambda t: t["createdAt"])
+
+    def slack_messages(self) -> list[dict]:
+        return _json_call("GET", self.slack_url + "/messages")
+
+    # -- Airflow ---------------------------------------------------------------------------------------------
+
+    def airflow(self, *args: str) -> str:
+        """The ``airflow`` CLI with the stack's environment, as an operator on the host runs it."""
+        command = [str(Path(sys.executable).with_name("airflow")), *args]
+        result = subprocess.run(command, env=self.stack.env, cwd=REPO, capture_output=True, text=True)
+        assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+        return result.stdout
+
+    def unpause(self, dag_id: str) -> None:
+        """What the trigger form's "Unpause on trigger" does: runs of a paused DAG never start."""
+        self.api.call("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+
+    def pause(self, dag_id: str) -> None:
+        self.api.call("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": True})
+
+    def trigger(
+        self, dag_id: str, run_id: str, conf: dict | None = None, logical_date: str | None = None
+    ) -> dict:
+        body = {"dag_run_id": run_id, "logical_date": logical_date, "conf": conf or {}}
+        return self.api.call("POST", f"/api/v2/dags/{dag_id}/dagRuns", body)
+
+    def backfill(self, body: dict) -> dict:
+        """``POST /api/v2/backfills``, sent again while the API answers 503: on SQLite (the local stack's
+        metadata DB) it refuses to create a backfill while another component holds the write lock."""
+
+        def post() -> dict | None:
+            try:
+                return self.api.call("POST", "/api/v2/backfills", body)
+            except ApiError as error:
+                if error.status != 503:
+                    raise
+                return None
+
+        return self.wait(post, 60, f"the backfill {body} to be accepted")
+
+    def run(self, dag_id: str, run_id: str) -> dict:
+        return self.api.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=100"
+        return self.api.call("GET", path)["task_instances"]
+
+    def tries(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> list[dict]:
+        index = f"/{map_index}" if map_index >= 0 else ""
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}{index}/tries"
+        return self.api.call("GET", path)["task_instances"]
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str, map_index: int = -1) -> Any:
+        path = (
+            f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}"
+            f"?map_index={map_index}&deserialize=true"
+        )
+        return self.api.call("GET", path)["value"]
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 240) -> dict:
+        return self.wait(
+            lambda: (run := self.run(dag_id, run_id))["state"] in FINISHED and run,
+            timeout,
+            f"run {dag_id}/{run_id} to finish",
+        )
+
+    def wait(self, condition: Callable[[], Any], timeout: float, what: str) -> Any:
+        """Poll ``condition`` until it returns something truthy, and return that; fail naming ``what``,
+        with the stack's component logs to look at, after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while not (result := condition()):
+            for name, process in self.stack.processes.items():
+                assert process.poll() is None, f"{name} died; see {self.stack.log_dir / name}.log"
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"timed out waiting for {what}; component logs in {self.stack.log_dir}")
+            time.sleep(0.5)
+        return result
+
+
+def started_by(dag_id: str, task_id: str, run_id: str, map_index: int = -1) -> str:
+    """The ``startedBy`` of every ECS task of one task instance (each try's task also has ``ecsjobs:try``)."""
+    return started_by_for(SimpleNamespace(dag_id=dag_id, task_id=task_id, run_id=run_id, map_index=map_index))
+
+
+def tag(task: dict, key: str) -> str | None:
+    return next((t["value"] for t in task["tags"] if t["key"] == key), None)
+
+
+def environment(task: dict) -> dict[str, str]:
+    """The environment overrides of a task's first container, as a dict."""
+    return {e["name"]: e["value"] for e in container_environment(task)}
+
+
+def _json_call(method: str, url: str, body: Any = None) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data, method=method, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)
