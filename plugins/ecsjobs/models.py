@@ -181,7 +181,8 @@ class Environment(Strict):
         default_factory=dict, description="Named networks a step may pick with `network: <name>`."
     )
     account_id: str = Field(
-        pattern=r"^[0-9]{12}$", description="AWS account id (for the ARNs of the IAM policy and console links)."
+        pattern=r"^[0-9]{12}$",
+        description="AWS account id (for the ARNs of the IAM policy and console links).",
     )
     task_roles: list[str] = Field(
         default_factory=list,
