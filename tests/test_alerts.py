@@ -242,7 +242,7 @@ def test_the_deadline_alert_is_an_airflow_deadline_that_posts_to_slack(slack, mo
     }
     assert not dags["data_processor"].deadline  # no deadline configured
 
-    context = {"dag_run": {"dag_id": "month_end_close", "run_id": "scheduled__2026-04-30T22:00:00+00:00"}}
+    context = {"dag_run": {"dag_id": "month_end_close", "dag_run_id": "scheduled__2026-04-30T22:00:00+00:00"}}
     assert asyncio.run(run_late(**alert.callback.kwargs, context=context)) is True
     (message,) = slack.get("/messages")
     assert message["channel"] == "#finance-close"

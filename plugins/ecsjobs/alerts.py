@@ -236,8 +236,8 @@ def _run_without_result(context) -> StepRun:
 
 async def run_late(slack_conn_id: str, channel: str, deadline: str, context: dict | None = None) -> bool:
     """Deadline Alert callback (runs in the triggerer): the run is still going past its deadline."""
-    dag_run = (context or {}).get("dag_run") or {}
-    job, run_id = _get(dag_run, "dag_id"), _get(dag_run, "run_id")
+    dag_run = (context or {}).get("dag_run") or {}  # Airflow's DAGRunResponse, as JSON
+    job, run_id = _get(dag_run, "dag_id"), _get(dag_run, "dag_run_id")
     return await asend(slack_conn_id, run_late_message(channel, job, run_id, deadline, None))
 
 
