@@ -22,9 +22,9 @@ from tests.tier.harness import FAST_AIRFLOW, OUTPUT, Tier, tier_catalog
 @pytest.fixture(scope="session")
 def tier(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tier]:
     """The one stack of the tier. Its AIRFLOW_HOME (metadata DB, task logs) and component logs stay in
-    ``tests/tier/output/`` until the next tier run, to look at after a failure."""
+    ``tests/tier/output/airflow-<version>/`` until the next tier run, to look at after a failure."""
     shutil.rmtree(OUTPUT, ignore_errors=True)
-    OUTPUT.mkdir()
+    OUTPUT.mkdir(parents=True)
     catalog = tier_catalog(tmp_path_factory.mktemp("tier") / "config")
     stack = Stack(
         home=OUTPUT / "airflow",

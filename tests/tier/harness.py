@@ -14,13 +14,17 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from airflow import __version__ as airflow_version
+
 from ecsjobs.operators import started_by_for
 from local.settings import REPO
 from local.stack import Stack
 from tests.support import Api, ApiError, container_environment
 
 TIER = Path(__file__).parent
-OUTPUT = TIER / "output"  # the last run's component logs, AIRFLOW_HOME and screenshots (git-ignored)
+# The last run's component logs, AIRFLOW_HOME and screenshots (git-ignored), one folder per Airflow version:
+# CI runs the two lanes' tiers side by side.
+OUTPUT = TIER / "output" / f"airflow-{airflow_version}"
 FAST_AIRFLOW = {
     "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "2",
     "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",

@@ -1,5 +1,5 @@
 """What a user does in the Airflow UI, in headless Chromium: log in, find the jobs, trigger one from its form,
-open a finished step's links. Screenshots of each step go to ``tests/tier/output/browser/``.
+open a finished step's links. Screenshots of each step go to ``tests/tier/output/airflow-<version>/browser/``.
 
 Debian's ``chromium`` is driven by Playwright (``executable_path``: no browser download). The AWS console is
 not reachable from here, so its pages are answered by a stand-in and the test checks which page a link opened.
