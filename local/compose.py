@@ -67,10 +67,15 @@ def stand_in_commands() -> dict[str, list[str]]:
 def environment() -> dict[str, str]:
     """The Airflow containers' environment: ``make run``'s with container paths, Postgres, service hosts."""
     return {
-        **airflow_env(Path(HOME), PORTS, API_SERVICE, Path(APP / "config")),
+        **airflow_env(
+            Path(HOME),
+            PORTS,
+            API_SERVICE,
+            Path(APP / "config"),
+            database={"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": POSTGRES},
+        ),
         "AIRFLOW__CORE__DAGS_FOLDER": str(APP / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(APP / "plugins"),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": POSTGRES,
         "AIRFLOW__API__HOST": "0.0.0.0",
         "AIRFLOW__API__BASE_URL": f"http://localhost:{PORTS.api}",  # what the browser on the host opens
         **connections(PORTS, AWS_SERVICE, slack_host=SLACK_SERVICE),

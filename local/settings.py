@@ -21,6 +21,9 @@ ADMIN_USER, ADMIN_PASSWORD = "admin", "admin"
 LOCAL_JWT_SECRET = "local-stack-jwt-secret-not-for-production"
 LOCAL_SLACK_TOKEN = "xoxb-local-token"
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+# SQLite's default 5 s busy timeout is too short when the scheduler, triggerer, API server and a CLI command
+# all write to one file on a busy laptop ("database is locked"); they wait up to a minute for each other.
+SQLITE_CONNECT_ARGS = {"timeout": 60}
 
 
 @dataclass(frozen=True)
@@ -49,10 +52,29 @@ def connections(ports: Ports, host: str = "127.0.0.1", slack_host: str | None = 
     return {"AIRFLOW_CONN_AWS_LOCAL": json.dumps(aws), "AIRFLOW_CONN_SLACK_LOCAL": json.dumps(slack)}
 
 
+def sqlite_file(home: Path) -> Path:
+    return home / "airflow.db"
+
+
+def sqlite_database(home: Path) -> dict[str, str]:
+    """``make run``'s metadata DB: a SQLite file in ``home``, with a busy timeout for every connection."""
+    connect_args = f"{__name__}.SQLITE_CONNECT_ARGS"
+    return {
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{sqlite_file(home)}",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": connect_args,
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": connect_args,
+    }
+
+
 def airflow_env(
-    home: Path, ports: Ports, host: str = "127.0.0.1", config_dir: Path | None = None
+    home: Path,
+    ports: Ports,
+    host: str = "127.0.0.1",
+    config_dir: Path | None = None,
+    database: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    """Environment shared by every Airflow process of the local stack; the catalog is ``config_dir``."""
+    """Environment shared by every Airflow process of the local stack; the catalog is ``config_dir``,
+    the metadata DB ``database``'s settings (SQLite in ``home`` by default)."""
     return {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
@@ -60,7 +82,7 @@ def airflow_env(
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "16",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+        **(database or sqlite_database(home)),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{host}:{ports.api}/execution/",
         "AIRFLOW__API__PORT": str(ports.api),
         "AIRFLOW__API__HOST": host,

@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -30,6 +31,7 @@ from local.settings import (
     REPO,
     Ports,
     airflow_env,
+    sqlite_file,
     write_passwords,
 )
 
@@ -88,6 +90,7 @@ class Stack:
         )
         write_passwords(self.home)
         self.run([_airflow(), "db", "migrate"])
+        _use_wal(sqlite_file(self.home))
         self.wait(lambda: _answers(f"http://{HOST}:{self.ports.aws}/_local/stats"), timeout, "local AWS")
         self.wait(lambda: _answers(f"http://{HOST}:{self.ports.slack}/messages"), timeout, "local Slack")
         self.run([python, "-m", "local.seed", "--endpoint", f"http://{HOST}:{self.ports.aws}"])
@@ -154,6 +157,13 @@ class Stack:
                 _signal_group(process, signal.SIGKILL)
                 process.wait()
         self.processes.clear()
+
+
+def _use_wal(db: Path) -> None:
+    """Switch the SQLite metadata DB to write-ahead logging (it stays so): the components then read while one
+    of them writes, where SQLite's default journal makes every reader wait for the writer."""
+    with contextlib.closing(sqlite3.connect(db)) as connection:
+        connection.execute("PRAGMA journal_mode=WAL")
 
 
 def _signal_group(process: subprocess.Popen, sig: signal.Signals) -> None:
