@@ -7,11 +7,13 @@ UV_VERSION := 0.13.8
 UV := .tools/bin/uv
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
 PYTEST_ARGS ?=
+# The job `make run` runs once the stack is up (JOB= runs none).
+JOB ?= data_processor
 
 .PHONY: run test test-mwaa test-tier install install-mwaa lock lint clean bundle
 
 run: install
-	.venv/bin/python -m local.stack
+	.venv/bin/python -m local.stack $(if $(JOB),--run $(JOB))
 
 test: install
 	.venv/bin/python -m pytest $(PYTEST_ARGS)

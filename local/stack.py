@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ecsjobs.catalog import load_catalog
 from ecsjobs.models import pool_name
+from local.api import Api
 from local.settings import (
     ADMIN_PASSWORD,
     ADMIN_USER,
@@ -184,11 +185,39 @@ def _answers(url: str) -> bool:
         return False
 
 
+def run_job(stack: Stack, dag_id: str, timeout: float = 600) -> dict:
+    """Unpause ``dag_id`` and trigger a run of it now, as a user does from the UI; wait until it finishes.
+
+    Unpausing also puts the job on its schedule: for a first unpause Airflow starts the run of its latest
+    cron time as well (``catchup: false``).
+    """
+    api = Api(stack.api_url)
+    dags = f"/api/v2/dags?dag_id_pattern={dag_id}"
+    stack.wait(lambda: any(d["dag_id"] == dag_id for d in api.call("GET", dags)["dags"]), 180, dag_id)
+    api.call("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+    now = datetime.now(UTC).isoformat()
+    run = api.call("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": now, "conf": {}})
+    run_id = run["dag_run_id"]
+    print(f"triggered {dag_id}: {stack.api_url}/dags/{dag_id}/runs/{run_id}", flush=True)
+    path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}"
+    stack.wait(lambda: api.call("GET", path)["state"] in ("success", "failed"), timeout, f"{dag_id} {run_id}")
+    for ti in api.call("GET", f"{path}/taskInstances")["task_instances"]:
+        mapped = f"[{ti['map_index']}]" if ti["map_index"] >= 0 else ""
+        print(f"  {ti['task_id']}{mapped}: {ti['state']}", flush=True)
+    run = api.call("GET", path)
+    print(f"{dag_id} {run_id}: {run['state']}", flush=True)
+    return run
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Run the local stack in the foreground.")
     parser.add_argument("--home", type=Path, default=REPO / ".local" / "airflow", help="AIRFLOW_HOME")
+    parser.add_argument("--run", metavar="DAG_ID", help="once the stack is up, unpause this job and run it")
     args = parser.parse_args()
     stack = Stack(args.home.resolve(), Ports(), args.home.resolve() / "logs" / "stack")
+    jobs = load_catalog(Path(stack.env["ECSJOBS_CONFIG_DIR"]), stack.env["ECSJOBS_ENV"]).jobs
+    if args.run and args.run not in jobs:
+        parser.error(f"--run: no job {args.run!r} in the catalog; its jobs are {', '.join(sorted(jobs))}")
 
     def stop(signum: int, _frame) -> None:
         raise KeyboardInterrupt
@@ -204,6 +233,8 @@ def main() -> None:
             f"component logs: {stack.log_dir}\nCtrl-C stops everything.",
             flush=True,
         )
+        if args.run:
+            run_job(stack, args.run)
         while all(p.poll() is None for p in stack.processes.values()):
             time.sleep(1)
         dead = [name for name, p in stack.processes.items() if p.poll() is not None]

@@ -1,13 +1,14 @@
-"""``make run``'s stack as a user gets it: healthy components, the catalog's DAGs, a run that succeeds.
+"""``make run``'s stack as a user gets it: healthy components, the catalog's DAGs, the main job succeeding.
 
-Starts ``python -m local.stack`` (what ``make run`` runs) on free ports with its own AIRFLOW_HOME, drives it
-through the REST API, and stops it with SIGTERM.
+Starts ``python -m local.stack --run data_processor`` (what ``make run`` runs) on free ports with its own
+AIRFLOW_HOME, checks it through the REST API, and stops it with SIGTERM.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from local.api import Api
 from local.settings import REPO
-from tests.support import Api, free_port
+from tests.support import free_port
 
 pytestmark = pytest.mark.stack
 
@@ -46,7 +48,7 @@ def stack(tmp_path_factory) -> Iterator[dict]:
     output = home / "stack.out"
     with open(output, "wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "local.stack", "--home", str(home)],
+            [sys.executable, "-m", "local.stack", "--home", str(home), "--run", "data_processor"],
             cwd=REPO,
             env=env,
             stdout=out,
@@ -66,7 +68,7 @@ def stack(tmp_path_factory) -> Iterator[dict]:
             process.wait(timeout=60)
 
 
-def test_stack_starts_healthy_with_the_catalog_dags_and_a_run_succeeds(stack):
+def test_make_run_starts_a_healthy_stack_and_runs_the_main_job(stack):
     api = Api(f"http://127.0.0.1:{stack['ports']['api']}")
     health = api.call("GET", "/api/v2/monitor/health", auth=False)
     assert {k: v["status"] for k, v in health.items()} == {
@@ -86,25 +88,26 @@ def test_stack_starts_healthy_with_the_catalog_dags_and_a_run_succeeds(stack):
     pool = api.call("GET", "/api/v2/pools/ecs_batch-jobs")
     assert pool["slots"] == 20  # config/environments/local.yaml max_running_tasks
 
-    # New DAGs start paused (Airflow's default): the user picks what runs on the laptop.
-    api.call("PATCH", "/api/v2/dags/data_processor", {"is_paused": False})
-    run = api.call(
-        "POST", "/api/v2/dags/data_processor/dagRuns", {"logical_date": "2026-03-04T02:00:00Z", "conf": {}}
+    # make run unpauses the main job, triggers it and reports how the run ended.
+    output = stack["output"]
+    finished = _wait(
+        lambda: re.search(r"^data_processor (\S+): (success|failed)$", output.read_text(), re.MULTILINE),
+        300,
+        "make run's run of data_processor to finish",
     )
-    run_url = f"/api/v2/dags/data_processor/dagRuns/{run['dag_run_id']}"
-    final = _wait(
-        lambda: (r := api.call("GET", run_url))["state"] in ("success", "failed") and r,
-        180,
-        "the run to finish",
-    )
-    assert final["state"] == "success"
+    assert finished[2] == "success", output.read_text()
+    run = api.call("GET", f"/api/v2/dags/data_processor/dagRuns/{finished[1]}")
+    assert (run["run_type"], run["state"]) == ("manual", "success")
+    assert f"/dags/data_processor/runs/{finished[1]}" in output.read_text()  # the run's page in the UI
+    assert api.call("GET", "/api/v2/dags/data_processor")["is_paused"] is False
 
     with urllib.request.urlopen(
         f"http://127.0.0.1:{stack['ports']['aws']}/_local/tasks", timeout=10
     ) as response:
         tasks = json.load(response)
     env = [t["overrides"]["containerOverrides"][0].get("environment", []) for t in tasks]
-    assert [{"name": "JOB_DATE", "value": "2026-03-04"}, {"name": "REGION", "value": "us-east-1"}] in env
+    job_date = run["logical_date"][:10]  # JOB_DATE: "{{ ds }}"
+    assert [{"name": "JOB_DATE", "value": job_date}, {"name": "REGION", "value": "us-east-1"}] in env
 
 
 def test_sigterm_stops_every_process_it_started(stack):

@@ -17,9 +17,10 @@ from typing import Any
 from airflow import __version__ as airflow_version
 
 from ecsjobs.operators import started_by_for
+from local.api import Api, ApiError
 from local.settings import REPO
 from local.stack import Stack
-from tests.support import Api, ApiError, container_environment
+from tests.support import container_environment
 
 TIER = Path(__file__).parent
 # The last run's component logs, AIRFLOW_HOME and screenshots (git-ignored), one folder per Airflow version:

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from tests.support import ApiError
+from local.api import ApiError
 from tests.tier.harness import Tier, environment, started_by, tag
 
 pytestmark = pytest.mark.tier
