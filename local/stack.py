@@ -21,6 +21,7 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 from ecsjobs.catalog import load_catalog
 from ecsjobs.models import pool_name
@@ -198,7 +199,7 @@ def run_job(stack: Stack, dag_id: str, timeout: float = 600) -> dict:
     now = datetime.now(UTC).isoformat()
     run = api.call("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": now, "conf": {}})
     run_id = run["dag_run_id"]
-    print(f"triggered {dag_id}: {stack.api_url}/dags/{dag_id}/runs/{run_id}", flush=True)
+    print(f"triggered {dag_id}: {stack.api_url}/dags/{dag_id}/runs/{quote(run_id)}", flush=True)
     path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}"
     stack.wait(lambda: api.call("GET", path)["state"] in ("success", "failed"), timeout, f"{dag_id} {run_id}")
     for ti in api.call("GET", f"{path}/taskInstances")["task_instances"]:
@@ -220,9 +221,14 @@ def main() -> None:
         parser.error(f"--run: no job {args.run!r} in the catalog; its jobs are {', '.join(sorted(jobs))}")
 
     def stop(signum: int, _frame) -> None:
+        # The first signal stops the stack; a second Ctrl-C, or make passing on the SIGTERM it got, must not
+        # cut that short and leave components running.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, stop)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop)
     try:
         print("starting the local AWS, local Slack and Airflow ...", flush=True)
         stack.up()

@@ -16,6 +16,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -26,11 +27,11 @@ from tests.support import free_port
 pytestmark = pytest.mark.stack
 
 
-def _wait(condition, timeout: float, what: str):
+def _wait(condition, timeout: float, what: str, interval: float = 1):
     deadline = time.monotonic() + timeout
     while not (result := condition()):
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(1)
+        time.sleep(interval)
     return result
 
 
@@ -98,7 +99,7 @@ def test_make_run_starts_a_healthy_stack_and_runs_the_main_job(stack):
     assert finished[2] == "success", output.read_text()
     run = api.call("GET", f"/api/v2/dags/data_processor/dagRuns/{finished[1]}")
     assert (run["run_type"], run["state"]) == ("manual", "success")
-    assert f"/dags/data_processor/runs/{finished[1]}" in output.read_text()  # the run's page in the UI
+    assert f"/dags/data_processor/runs/{quote(finished[1])}" in output.read_text()  # its page in the UI
     assert api.call("GET", "/api/v2/dags/data_processor")["is_paused"] is False
 
     with urllib.request.urlopen(
@@ -110,12 +111,16 @@ def test_make_run_starts_a_healthy_stack_and_runs_the_main_job(stack):
     assert [{"name": "JOB_DATE", "value": job_date}, {"name": "REGION", "value": "us-east-1"}] in env
 
 
-def test_sigterm_stops_every_process_it_started(stack):
+def test_sigterm_stops_every_process_it_started_even_when_signalled_again(stack):
     process: subprocess.Popen = stack["process"]
     children = _children(process.pid)
     assert len(children) >= 6  # local AWS, local Slack, api-server, scheduler, dag-processor, triggerer
 
     process.send_signal(signal.SIGTERM)
+    _wait(lambda: "stopping ..." in stack["output"].read_text(), 30, "the stack to start stopping", 0.05)
+    # While it stops: make passes its own SIGTERM on (a `kill` of make's process group), the user hits Ctrl-C.
+    process.send_signal(signal.SIGTERM)
+    process.send_signal(signal.SIGINT)
     assert process.wait(timeout=60) == 0
     still_running = [pid for pid in children if Path(f"/proc/{pid}").exists() and not _zombie(pid)]
     assert still_running == []

@@ -16,7 +16,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -207,31 +207,21 @@ class StepAlertNotifier(BaseNotifier):
 
 def _run_without_result(context) -> StepRun:
     """A try that failed before its ECS task had a result (AWS refused RunTask, ...): the error says why."""
-    ti, error = context["ti"], context.get("exception")
-    task = context.get("task")
-    logical_date = context.get("logical_date")
-    return StepRun(
+    error, task = context.get("exception"), context.get("task")
+    run = StepRun.of(
+        context,
+        None,
+        None,
         environment=getattr(task, "environment", "") or "",
-        job=ti.dag_id,
-        step=ti.task_id.rsplit(".", 1)[-1],
-        map_index=ti.map_index,
-        run_id=ti.run_id,
-        logical_date=logical_date.isoformat() if logical_date else None,
-        try_number=ti.try_number,
-        max_tries=ti.max_tries,
-        outcome="error",
-        exit_code=None,
-        stop_code=None,
-        reason=f"{type(error).__name__}: {error}" if error else "unknown",
-        task_arn=None,
         launch=getattr(task, "launch", "") or "",
         fallback=False,
         duration_seconds=None,
         records=None,
         errors=None,
         final=True,
-        log_url=getattr(ti, "log_url", None),
+        log_url=getattr(context["ti"], "log_url", None),
     )
+    return replace(run, outcome="error", reason=f"{type(error).__name__}: {error}" if error else "unknown")
 
 
 async def run_late(slack_conn_id: str, channel: str, deadline: str, context: dict | None = None) -> bool:
