@@ -17,7 +17,7 @@ from typing import Any
 from airflow import __version__ as airflow_version
 
 from ecsjobs.operators import started_by_for
-from local.api import Api, ApiError
+from local.api import Api
 from local.settings import REPO
 from local.stack import Stack
 from tests.support import container_environment
@@ -104,18 +104,7 @@ class Tier:
         return self.api.call("POST", f"/api/v2/dags/{dag_id}/dagRuns", body)
 
     def backfill(self, body: dict) -> dict:
-        """``POST /api/v2/backfills``, sent again while the API answers 503: on SQLite (the local stack's
-        metadata DB) it refuses to create a backfill while another component holds the write lock."""
-
-        def post() -> dict | None:
-            try:
-                return self.api.call("POST", "/api/v2/backfills", body)
-            except ApiError as error:
-                if error.status != 503:
-                    raise
-                return None
-
-        return self.wait(post, 60, f"the backfill {body} to be accepted")
+        return self.api.call("POST", "/api/v2/backfills", body)
 
     def run(self, dag_id: str, run_id: str) -> dict:
         return self.api.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
