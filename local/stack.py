@@ -25,7 +25,7 @@ from urllib.parse import quote
 
 from ecsjobs.catalog import load_catalog
 from ecsjobs.models import pool_name
-from local.api import Api
+from local.api import Api, ApiError
 from local.settings import (
     ADMIN_PASSWORD,
     ADMIN_USER,
@@ -200,7 +200,7 @@ def run_job(stack: Stack, dag_id: str, timeout: float = 600) -> dict:
     run = api.call("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": now, "conf": {}})
     run_id = run["dag_run_id"]
     print(f"triggered {dag_id}: {stack.api_url}/dags/{dag_id}/runs/{quote(run_id)}", flush=True)
-    path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}"
+    path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id)}"
     stack.wait(lambda: api.call("GET", path)["state"] in ("success", "failed"), timeout, f"{dag_id} {run_id}")
     for ti in api.call("GET", f"{path}/taskInstances")["task_instances"]:
         mapped = f"[{ti['map_index']}]" if ti["map_index"] >= 0 else ""
@@ -240,7 +240,10 @@ def main() -> None:
             flush=True,
         )
         if args.run:
-            run_job(stack, args.run)
+            try:
+                run_job(stack, args.run)
+            except ApiError as err:  # e.g. the job's params need values: the stack stays up for the UI
+                print(f"could not run {args.run}: {err}", file=sys.stderr, flush=True)
         while all(p.poll() is None for p in stack.processes.values()):
             time.sleep(1)
         dead = [name for name, p in stack.processes.items() if p.poll() is not None]

@@ -163,7 +163,8 @@ def test_building_the_dags_leaves_the_slack_client_unimported():
         "from ecsjobs.catalog import load_catalog\n"
         "from ecsjobs.factory import build_dags\n"
         f"assert build_dags(load_catalog(Path({str(REPO / 'config')!r}), 'local'))\n"
-        "print(sorted(m for m in sys.modules if m.startswith(('slack_sdk', 'airflow.providers.slack.hooks'))))\n"
+        "slack = ('slack_sdk', 'airflow.providers.slack.hooks')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(slack)))\n"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), str(REPO)])}
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
