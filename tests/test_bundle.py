@@ -237,8 +237,10 @@ def test_plugins_zip_and_the_dags_load_in_a_clean_mwaa_venv(
 def test_the_check_catches_network_access_and_packages_mwaa_lacks(
     built: mwaa.Bundle, work: Path, tmp_path: Path, prod
 ):
-    """The same check on a bundle with three mistakes: a DAG file calling out while parsing, a plugin module
-    importing a package only the lanes have (moto), and requirements.txt without the Slack provider."""
+    """The same check on a bundle with four mistakes: a DAG file calling out while parsing, a plugin module
+    importing a package only the lanes have (moto), requirements.txt without the Slack provider (which the
+    alerts import only when they send, so parsing alone would not show it) and a stale catalog without a
+    job."""
     shutil.copytree(built.root, tmp_path / "mwaa")
     flawed = mwaa.Bundle(tmp_path / "mwaa")
     (flawed.dags / "zz_calls_out.py").write_text(
@@ -248,6 +250,7 @@ def test_the_check_catches_network_access_and_packages_mwaa_lacks(
     with zipfile.ZipFile(flawed.plugins_zip, "a") as archive:
         archive.writestr("ecsjobs/local_helpers.py", "def fake_aws():\n    import moto\n")
     flawed.requirements.write_text("slack_sdk\naiobotocore\n")
+    (flawed.dags / "catalog" / "jobs" / "gdpr_deletion.yaml").unlink()
     python = mwaa.mwaa_venv(mwaa.resolve(flawed, tmp_path, UV), tmp_path / "venv", UV)
 
     home = tmp_path / "airflow"
@@ -256,9 +259,9 @@ def test_the_check_catches_network_access_and_packages_mwaa_lacks(
 
     assert "zz_calls_out.py" in found and "network access while parsing the MWAA bundle" in found
     assert "not importable in MWAA's environment: moto" in found
-    assert "not importable in MWAA's environment: airflow.providers.slack" in found
-    assert "ecs_jobs.py" in found  # the job DAGs import the Slack provider's hook
-    assert "jobs without a DAG" in found
+    assert "not importable in MWAA's environment: airflow.providers.slack.hooks.slack" in found
+    assert "jobs without a DAG: gdpr_deletion" in found
+    assert [Path(path).name for path in report["dag_import_errors"]] == ["zz_calls_out.py"]
 
 
 @mwaa_lane
