@@ -33,6 +33,7 @@ from local.settings import (
     REPO,
     Ports,
     airflow_env,
+    sqlite_database,
     sqlite_file,
     write_passwords,
 )
@@ -73,8 +74,9 @@ class Stack:
     def start(self, name: str, args: list[str]) -> subprocess.Popen:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the process
+        env = self.env | sqlite_database(self.home, name)
         process = subprocess.Popen(
-            args, env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            args, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         self.processes[name], self.commands[name] = process, args
         return process
