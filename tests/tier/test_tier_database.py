@@ -9,7 +9,8 @@ import subprocess
 import sys
 import threading
 import time
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 
 import pytest
 
@@ -31,6 +32,19 @@ HELD = 8  # seconds; longer than SQLite's default busy timeout (5 s)
 PROBE = {"key": "tier_lock_probe", "value": "written while the lock was held"}
 
 
+@contextmanager
+def write_lock(tier: Tier) -> Iterator[None]:
+    """Holds the DB's write lock, as a busy scheduler holds it; waits for it as the components do (the
+    scheduler may hold it when this starts)."""
+    path = sqlite_file(tier.stack.home)
+    with closing(sqlite3.connect(path, isolation_level=None, **SQLITE_CONNECT_ARGS)) as db:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            db.execute("ROLLBACK")
+
+
 def test_the_metadata_db_is_in_wal_mode(tier: Tier):
     with closing(sqlite3.connect(sqlite_file(tier.stack.home))) as db:
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
@@ -40,14 +54,10 @@ def test_a_writer_waits_for_a_write_lock_held_longer_than_sqlites_default(tier: 
     writer = subprocess.Popen(
         [sys.executable, "-c", WRITER], env=tier.stack.env, cwd=REPO, stdout=subprocess.PIPE, text=True
     )
-    # The test waits for the lock as the stack's components do: the scheduler may hold it when this starts.
-    path = sqlite_file(tier.stack.home)
-    with closing(sqlite3.connect(path, isolation_level=None, **SQLITE_CONNECT_ARGS)) as db:
-        db.execute("BEGIN IMMEDIATE")  # the write lock, as a busy scheduler holds it
+    with write_lock(tier):
         assert writer.stdout.readline() == "writing\n"
         time.sleep(HELD)  # holding the lock is the point here, not waiting for a state
         assert writer.poll() is None, "the writer gave up while the lock was held"
-        db.execute("ROLLBACK")
     assert writer.wait(timeout=60) == 0
     assert tier.api.call("GET", "/api/v2/pools/tier_lock_probe")["description"] == "waited for the lock"
 
@@ -67,16 +77,13 @@ def test_the_api_answers_again_soon_when_its_write_cannot_get_the_lock(tier: Tie
 
     api_log = tier.output / "stack-logs" / "api-server.log"
     logged_before = api_log.stat().st_size
-    path = sqlite_file(tier.stack.home)
-    with closing(sqlite3.connect(path, isolation_level=None, **SQLITE_CONNECT_ARGS)) as db:
-        db.execute("BEGIN IMMEDIATE")
+    with write_lock(tier):
         write = threading.Thread(target=call, args=("write", "POST", "/api/v2/variables", PROBE))
         write.start()
         time.sleep(1)  # the write is on its way to the lock; the read goes in behind it
         call("read", "GET", "/api/v2/version")
         write.join(timeout=HELD * 2)  # the lock is still held: only giving up ends the write
         held = write.is_alive()
-        db.execute("ROLLBACK")
     assert not held, "the API write was still waiting for the lock after 16 s"
     assert results["read"]["version"]
     assert isinstance(results["write"], ApiError) and results["write"].status == 500, results["write"]
