@@ -5,10 +5,10 @@ whether the committed file is current), so the compose stack and ``make run`` sh
 Airflow settings and connections. ``python -m local.compose init`` is the ``airflow-init`` service: the
 one-off steps ``make run`` takes before it starts the components (migrate, seed the local AWS, the pool).
 
-What differs from ``make run``, on purpose: Postgres instead of SQLite (several containers share the metadata
-DB), services listen on 0.0.0.0 and reach each other by service name, the repository's folders are mounted
-under /opt/airflow, and AIRFLOW_HOME is a named volume that the Airflow containers share, as ``make run``'s
-processes share ``.local/airflow``.
+What differs from ``make run``, on purpose: the metadata DB is the postgres service (the official image),
+not ``make run``'s own PostgreSQL process; services listen on 0.0.0.0 and reach each other by service name;
+the repository's folders are mounted under /opt/airflow; and AIRFLOW_HOME is a named volume that the Airflow
+containers share, as ``make run``'s processes share ``.local/airflow``.
 """
 
 from __future__ import annotations

@@ -10,24 +10,21 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from local import postgres
+
 REPO = Path(__file__).resolve().parents[1]
 # The ports `make run` listens on and docker compose publishes; LOCAL_AWS_PORT etc. move `make run`'s.
 DEFAULT_PORTS = {"aws": 4566, "slack": 4567, "api": 8080}
 LOCAL_AWS_PORT = int(os.environ.get("LOCAL_AWS_PORT", DEFAULT_PORTS["aws"]))
 LOCAL_SLACK_PORT = int(os.environ.get("LOCAL_SLACK_PORT", DEFAULT_PORTS["slack"]))
 API_PORT = int(os.environ.get("AIRFLOW_API_PORT", DEFAULT_PORTS["api"]))
+# `make run`'s metadata DB (local/postgres.py); not 5432, which a Postgres of the user's own may have taken.
+LOCAL_POSTGRES_PORT = int(os.environ.get("LOCAL_POSTGRES_PORT", 5433))
 ADMIN_USER, ADMIN_PASSWORD = "admin", "admin"
 # Local only: every Airflow component must share one JWT secret or tasks fail with "Invalid auth token".
 LOCAL_JWT_SECRET = "local-stack-jwt-secret-not-for-production"
 LOCAL_SLACK_TOKEN = "xoxb-local-token"
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
-# SQLite's default 5 s busy timeout is too short when the scheduler, triggerer and a CLI command all write to
-# one file on a busy laptop ("database is locked"); they wait up to a minute for each other.
-SQLITE_CONNECT_ARGS = {"timeout": 60}
-# Except the api-server: it commits its audit log row on its event loop (action_logging's log_action), so a
-# wait for the lock there freezes every request, including the task runners' calls whose open transaction
-# holds the lock until that loop lets them commit; a wait only the timeout ends. It keeps SQLite's 5 s.
-API_SERVER_SQLITE_CONNECT_ARGS = {"timeout": 5}
 
 
 @dataclass(frozen=True)
@@ -35,6 +32,7 @@ class Ports:
     aws: int = LOCAL_AWS_PORT
     slack: int = LOCAL_SLACK_PORT
     api: int = API_PORT
+    postgres: int = LOCAL_POSTGRES_PORT
 
 
 def connections(ports: Ports, host: str = "127.0.0.1", slack_host: str | None = None) -> dict[str, str]:
@@ -56,21 +54,6 @@ def connections(ports: Ports, host: str = "127.0.0.1", slack_host: str | None = 
     return {"AIRFLOW_CONN_AWS_LOCAL": json.dumps(aws), "AIRFLOW_CONN_SLACK_LOCAL": json.dumps(slack)}
 
 
-def sqlite_file(home: Path) -> Path:
-    return home / "airflow.db"
-
-
-def sqlite_database(home: Path, component: str | None = None) -> dict[str, str]:
-    """``make run``'s metadata DB: a SQLite file in ``home``, with the busy timeout of ``component``."""
-    timeout = "API_SERVER_SQLITE_CONNECT_ARGS" if component == "api-server" else "SQLITE_CONNECT_ARGS"
-    connect_args = f"{__name__}.{timeout}"
-    return {
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{sqlite_file(home)}",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": connect_args,
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": connect_args,
-    }
-
-
 def airflow_env(
     home: Path,
     ports: Ports,
@@ -79,7 +62,7 @@ def airflow_env(
     database: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """Environment shared by every Airflow process of the local stack; the catalog is ``config_dir``,
-    the metadata DB ``database``'s settings (SQLite in ``home`` by default)."""
+    the metadata DB ``database``'s settings (the stack's own Postgres on ``ports.postgres`` by default)."""
     return {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
@@ -87,7 +70,7 @@ def airflow_env(
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "16",
-        **(database or sqlite_database(home)),
+        **(database or {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": postgres.url(ports.postgres)}),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{host}:{ports.api}/execution/",
         "AIRFLOW__API__PORT": str(ports.api),
         "AIRFLOW__API__HOST": host,

@@ -1,8 +1,9 @@
 """The local stack behind ``make run``: local AWS, local Slack and Airflow, as processes in the foreground.
 
-Starts the stand-ins, seeds the local AWS from the catalog, migrates the metadata DB (SQLite under
-``.local/airflow`` by default), starts the Airflow components with LocalExecutor, waits until the api-server
-reports every component healthy, and stops everything it started on Ctrl-C or SIGTERM.
+Starts the metadata DB (a PostgreSQL server of the stack's own, its data under ``.local/airflow/postgres`` by
+default), the stand-ins, seeds the local AWS from the catalog, migrates the metadata DB, starts the Airflow
+components with LocalExecutor, waits until the api-server reports every component healthy, and stops
+everything it started on Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -12,19 +13,20 @@ import contextlib
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from ecsjobs.catalog import load_catalog
 from ecsjobs.models import pool_name
+from local import postgres
 from local.api import Api, ApiError
 from local.settings import (
     ADMIN_PASSWORD,
@@ -33,8 +35,6 @@ from local.settings import (
     REPO,
     Ports,
     airflow_env,
-    sqlite_database,
-    sqlite_file,
     write_passwords,
 )
 
@@ -60,6 +60,7 @@ class Stack:
         self.home, self.ports, self.log_dir = home, ports, log_dir
         self.processes: dict[str, subprocess.Popen] = {}
         self.commands: dict[str, list[str]] = {}
+        self.database: postgres.Cluster | None = None
         # A parsing context left in the environment would make every component build only that one DAG.
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("_AIRFLOW_PARSING_CONTEXT_")}
         self.env = {
@@ -71,30 +72,35 @@ class Stack:
             **(extra_env or {}),
         }
 
-    def start(self, name: str, args: list[str]) -> subprocess.Popen:
+    def start(self, name: str, args: list[str], **popen: Any) -> subprocess.Popen:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the process
-        env = self.env | sqlite_database(self.home, name)
         process = subprocess.Popen(
-            args, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            args,
+            env=self.env,
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            **popen,
         )
         self.processes[name], self.commands[name] = process, args
         return process
 
-    def run(self, args: list[str]) -> None:
-        result = subprocess.run(args, env=self.env, cwd=REPO, capture_output=True, text=True)
+    def run(self, args: list[str], **popen: Any) -> None:
+        result = subprocess.run(args, env=self.env, cwd=REPO, capture_output=True, text=True, **popen)
         if result.returncode != 0:
             raise RuntimeError(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
 
     def up(self, timeout: float = 180) -> None:
         python = sys.executable
+        self.start_database(timeout)
         self.start("local-aws", [python, "-m", "local.aws", "--host", HOST, "--port", str(self.ports.aws)])
         self.start(
             "local-slack", [python, "-m", "local.slack", "--host", HOST, "--port", str(self.ports.slack)]
         )
         write_passwords(self.home)
         self.run([_airflow(), "db", "migrate"])
-        _use_wal(sqlite_file(self.home))
         self.wait(lambda: _answers(f"http://{HOST}:{self.ports.aws}/_local/stats"), timeout, "local AWS")
         self.wait(lambda: _answers(f"http://{HOST}:{self.ports.slack}/messages"), timeout, "local Slack")
         self.run([python, "-m", "local.seed", "--endpoint", f"http://{HOST}:{self.ports.aws}"])
@@ -104,6 +110,17 @@ class Stack:
         for component in AIRFLOW_COMPONENTS:
             self.start(component, [_airflow(), component])
         self.wait(self.healthy, timeout, "Airflow health")
+
+    def start_database(self, timeout: float) -> None:
+        """The metadata DB's server, with a new cluster and database the first time."""
+        self.database = cluster = postgres.Cluster(self.home, self.ports.postgres)
+        new = cluster.new
+        if new:
+            self.run(cluster.initdb_command(), **cluster.popen)
+        self.start("postgres", cluster.server_command(), **cluster.popen)
+        self.wait(lambda: _succeeds(cluster.ready_command()), timeout, f"PostgreSQL on port {cluster.port}")
+        if new:
+            self.run(cluster.createdb_command())
 
     def restart(self, name: str, sig: signal.Signals = signal.SIGKILL, timeout: float = 180) -> None:
         """Stop one component's whole process group with ``sig`` (SIGKILL: it gets no chance to clean up),
@@ -151,23 +168,28 @@ class Stack:
             time.sleep(0.5)
 
     def down(self, grace: float = 20) -> None:
-        for process in self.processes.values():
-            _signal_group(process, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                _signal_group(process, signal.SIGKILL)
-                process.wait()
+        """Stop everything, the metadata DB last so that the components' last writes reach it; SIGINT is
+        PostgreSQL's fast shutdown (its SIGTERM waits for every client to leave)."""
+        database = self.processes.pop("postgres", None)
+        _stop(self.processes.values(), signal.SIGTERM, grace)
+        if database:
+            _stop([database], signal.SIGINT, grace)
+        if self.database:
+            self.database.remove_temporary()
         self.processes.clear()
 
 
-def _use_wal(db: Path) -> None:
-    """Switch the SQLite metadata DB to write-ahead logging (it stays so): the components then read while one
-    of them writes, where SQLite's default journal makes every reader wait for the writer."""
-    with contextlib.closing(sqlite3.connect(db)) as connection:
-        connection.execute("PRAGMA journal_mode=WAL")
+def _stop(processes: Iterable[subprocess.Popen], sig: signal.Signals, grace: float) -> None:
+    processes = list(processes)
+    for process in processes:
+        _signal_group(process, sig)
+    deadline = time.monotonic() + grace
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            _signal_group(process, signal.SIGKILL)
+            process.wait()
 
 
 def _signal_group(process: subprocess.Popen, sig: signal.Signals) -> None:
@@ -178,6 +200,10 @@ def _signal_group(process: subprocess.Popen, sig: signal.Signals) -> None:
 
 def _airflow() -> str:
     return str(Path(sys.executable).with_name("airflow"))
+
+
+def _succeeds(command: list[str]) -> bool:
+    return subprocess.run(command, capture_output=True).returncode == 0
 
 
 def _answers(url: str) -> bool:
@@ -238,6 +264,7 @@ def main() -> None:
             f"\nAirflow is up: {stack.api_url}  (login {ADMIN_USER} / {ADMIN_PASSWORD})\n"
             f"local AWS: http://{HOST}:{stack.ports.aws}   local Slack messages: "
             f"http://{HOST}:{stack.ports.slack}/messages\n"
+            f"metadata DB: postgresql://{postgres.USER}@{HOST}:{stack.ports.postgres}/{postgres.DATABASE}\n"
             f"component logs: {stack.log_dir}\nCtrl-C stops everything.",
             flush=True,
         )

@@ -38,12 +38,13 @@ def _wait(condition, timeout: float, what: str, interval: float = 1):
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[dict]:
     home = tmp_path_factory.mktemp("stack-home")
-    ports = {"aws": free_port(), "slack": free_port(), "api": free_port()}
+    ports = {"aws": free_port(), "slack": free_port(), "api": free_port(), "postgres": free_port()}
     env = {
         **os.environ,
         "LOCAL_AWS_PORT": str(ports["aws"]),
         "LOCAL_SLACK_PORT": str(ports["slack"]),
         "AIRFLOW_API_PORT": str(ports["api"]),
+        "LOCAL_POSTGRES_PORT": str(ports["postgres"]),
         "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), str(REPO)]),
     }
     output = home / "stack.out"
@@ -114,7 +115,8 @@ def test_make_run_starts_a_healthy_stack_and_runs_the_main_job(stack):
 def test_sigterm_stops_every_process_it_started_even_when_signalled_again(stack):
     process: subprocess.Popen = stack["process"]
     children = _children(process.pid)
-    assert len(children) >= 6  # local AWS, local Slack, api-server, scheduler, dag-processor, triggerer
+    # PostgreSQL, local AWS, local Slack, api-server, scheduler, dag-processor, triggerer
+    assert len(children) >= 7
 
     process.send_signal(signal.SIGTERM)
     _wait(lambda: "stopping ..." in stack["output"].read_text(), 30, "the stack to start stopping", 0.05)

@@ -28,7 +28,7 @@ def tier(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tier]:
     catalog = tier_catalog(tmp_path_factory.mktemp("tier") / "config")
     stack = Stack(
         home=OUTPUT / "airflow",
-        ports=Ports(aws=free_port(), slack=free_port(), api=free_port()),
+        ports=Ports(aws=free_port(), slack=free_port(), api=free_port(), postgres=free_port()),
         log_dir=OUTPUT / "stack-logs",
         config_dir=catalog,
         extra_env=FAST_AIRFLOW,

@@ -17,7 +17,7 @@ from typing import Any
 from airflow import __version__ as airflow_version
 
 from ecsjobs.operators import started_by_for
-from local.api import Api, ApiError
+from local.api import Api
 from local.settings import REPO
 from local.stack import Stack
 from tests.support import container_environment
@@ -90,34 +90,20 @@ class Tier:
         assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
         return result.stdout
 
-    def write(self, method: str, path: str, body: dict) -> Any:
-        """An API call that changes something, sent again (up to 3 times) when SQLite refused the write:
-        Airflow's API answers "database is locked" at once under contention (a 500 "Database error"), and
-        a user clicks again. Any other error fails the test."""
-        for attempt in range(3):
-            try:
-                return self.api.call(method, path, body)
-            except ApiError as error:
-                if attempt == 2 or not _sqlite_refused(error):
-                    raise
-                time.sleep(1)  # a retry's pause, not a wait for a state
-
     def unpause(self, dag_id: str) -> None:
         """What the trigger form's "Unpause on trigger" does: runs of a paused DAG never start."""
-        self.write("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+        self.api.call("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
 
     def pause(self, dag_id: str) -> None:
-        self.write("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": True})
+        self.api.call("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": True})
 
     def trigger(
         self, dag_id: str, run_id: str, conf: dict | None = None, logical_date: str | None = None
     ) -> dict:
         body = {"dag_run_id": run_id, "logical_date": logical_date, "conf": conf or {}}
-        return self.write("POST", f"/api/v2/dags/{dag_id}/dagRuns", body)
+        return self.api.call("POST", f"/api/v2/dags/{dag_id}/dagRuns", body)
 
     def backfill(self, body: dict) -> dict:
-        # Never sent again: Airflow creates a backfill in several commits, so its 503 can leave a part behind
-        # (a resent reprocess backfill then left the failed day alone in CI).
         return self.api.call("POST", "/api/v2/backfills", body)
 
     def run(self, dag_id: str, run_id: str) -> dict:
@@ -157,11 +143,6 @@ class Tier:
                 raise TimeoutError(f"timed out waiting for {what}; component logs in {self.stack.log_dir}")
             time.sleep(0.5)
         return result
-
-
-def _sqlite_refused(error: ApiError) -> bool:
-    detail = error.body.get("detail") if isinstance(error.body, dict) else None
-    return error.status == 500 and isinstance(detail, dict) and detail.get("reason") == "Database error"
 
 
 def started_by(dag_id: str, task_id: str, run_id: str, map_index: int = -1) -> str:

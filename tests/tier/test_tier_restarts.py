@@ -60,7 +60,7 @@ def test_marking_a_waiting_step_failed_stops_its_ecs_task(tier: Tier):
     tier.wait(lambda: _polled_since(tier, picked_up), 30, "the trigger polling ECS")
     (task,) = tier.ecs_tasks(dag_id, "run", run_id)
 
-    tier.write("PATCH", ti_path, {"new_state": "failed"})  # the UI's "Mark as failed"
+    tier.api.call("PATCH", ti_path, {"new_state": "failed"})  # the UI's "Mark as failed"
 
     ecs = boto3.client("ecs", endpoint_url=tier.aws_url, aws_access_key_id="l", aws_secret_access_key="l")
 

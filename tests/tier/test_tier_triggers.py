@@ -69,7 +69,7 @@ def test_a_pipeline_stops_at_its_failed_step_and_finishes_once_that_step_is_clea
     }
     assert _ecs_tries(tier, dag_id, run_id) == {"extract": ["1"], "transform": ["1"], "load": []}
 
-    cleared = tier.write(
+    cleared = tier.api.call(
         "POST",
         f"/api/v2/dags/{dag_id}/clearTaskInstances",
         {
