@@ -10,10 +10,14 @@ PYTEST_ARGS ?=
 # The job `make run` runs once the stack is up (JOB= runs none).
 JOB ?= data_processor
 
-.PHONY: run test test-mwaa test-tier install install-mwaa lock lint clean bundle
+.PHONY: run airflow test test-mwaa test-tier install install-mwaa lock lint clean bundle
 
 run: install
 	.venv/bin/python -m local.stack $(if $(JOB),--run $(JOB))
+
+# The airflow CLI against `make run`'s stack, e.g. make airflow ARGS="dags list-runs data_processor".
+airflow: install
+	.venv/bin/python -m local.cli $(ARGS)
 
 test: install
 	.venv/bin/python -m pytest $(PYTEST_ARGS)

@@ -100,15 +100,15 @@ class Stack:
             "local-slack", [python, "-m", "local.slack", "--host", HOST, "--port", str(self.ports.slack)]
         )
         write_passwords(self.home)
-        self.run([_airflow(), "db", "migrate"])
+        self.run([airflow_program(), "db", "migrate"])
         self.wait(lambda: _answers(f"http://{HOST}:{self.ports.aws}/_local/stats"), timeout, "local AWS")
         self.wait(lambda: _answers(f"http://{HOST}:{self.ports.slack}/messages"), timeout, "local Slack")
         self.run([python, "-m", "local.seed", "--endpoint", f"http://{HOST}:{self.ports.aws}"])
         env = load_catalog(Path(self.env["ECSJOBS_CONFIG_DIR"]), self.env["ECSJOBS_ENV"]).environment
         description = f"ECS tasks of the batch jobs on cluster {env.cluster}"
-        self.run([_airflow(), "pools", "set", pool_name(env), str(env.max_running_tasks), description])
+        self.run([airflow_program(), "pools", "set", pool_name(env), str(env.max_running_tasks), description])
         for component in AIRFLOW_COMPONENTS:
-            self.start(component, [_airflow(), component])
+            self.start(component, [airflow_program(), component])
         self.wait(self.healthy, timeout, "Airflow health")
 
     def start_database(self, timeout: float) -> None:
@@ -198,7 +198,8 @@ def _signal_group(process: subprocess.Popen, sig: signal.Signals) -> None:
             os.killpg(process.pid, sig)
 
 
-def _airflow() -> str:
+def airflow_program() -> str:
+    """The ``airflow`` CLI of this Python's virtualenv."""
     return str(Path(sys.executable).with_name("airflow"))
 
 

@@ -63,7 +63,7 @@ def stack(tmp_path_factory) -> Iterator[dict]:
             "the stack to start",
         )
         assert process.poll() is None, output.read_text()
-        yield {"process": process, "ports": ports, "home": home, "output": output}
+        yield {"process": process, "ports": ports, "home": home, "output": output, "env": env}
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -110,6 +110,23 @@ def test_make_run_starts_a_healthy_stack_and_runs_the_main_job(stack):
     env = [t["overrides"]["containerOverrides"][0].get("environment", []) for t in tasks]
     job_date = run["logical_date"][:10]  # JOB_DATE: "{{ ds }}"
     assert [{"name": "JOB_DATE", "value": job_date}, {"name": "REGION", "value": "us-east-1"}] in env
+
+
+def test_make_airflow_runs_the_cli_against_the_stack(stack):
+    """``make airflow ARGS=...`` (``python -m local.cli``): the CLI sees the stack's DB and its run."""
+    run_id = re.search(r"^data_processor (\S+): success$", stack["output"].read_text(), re.MULTILINE)[1]
+    cli = [sys.executable, "-m", "local.cli", "--home", str(stack["home"])]
+    result = subprocess.run(
+        [*cli, "dags", "list-runs", "data_processor", "--output", "json"],
+        cwd=REPO,
+        env=stack["env"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    runs = json.loads(result.stdout.splitlines()[-1])  # after Airflow's warnings
+    assert {run["run_id"]: run["state"] for run in runs}[run_id] == "success"
 
 
 def test_sigterm_stops_every_process_it_started_even_when_signalled_again(stack):
