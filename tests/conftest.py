@@ -24,7 +24,9 @@ from tests.support import ONE_STEP_JOB, LocalServer, container_environment
 
 _HOME = Path(tempfile.mkdtemp(prefix="ecsjobs-test-airflow-"))
 _PORTS = Ports(aws=0, slack=0, api=0)  # real ports are picked by the server fixtures
-os.environ.update(airflow_env(_HOME, _PORTS))
+# dag.test() runs in this process alone: a SQLite file does (the stack and the tier start their PostgreSQL).
+_DATABASE = {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_HOME / 'airflow.db'}"}
+os.environ.update(airflow_env(_HOME, _PORTS, database=_DATABASE))
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
