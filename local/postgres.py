@@ -29,9 +29,14 @@ SETTINGS = {
 SERVER_USER = "nobody"  # the server's user when the stack runs as root
 
 
+def dsn(port: int) -> str:
+    """The Airflow database of the server on ``port``, as libpq clients (psql, psycopg2) name it."""
+    return f"postgresql://{USER}@127.0.0.1:{port}/{DATABASE}"
+
+
 def url(port: int) -> str:
     """The SQLAlchemy URL of the server on ``port``; Airflow derives its async (asyncpg) URL from it."""
-    return f"postgresql+psycopg2://{USER}@127.0.0.1:{port}/{DATABASE}"
+    return dsn(port).replace("postgresql://", "postgresql+psycopg2://", 1)
 
 
 def installed() -> Path:

@@ -265,7 +265,7 @@ def main() -> None:
             f"\nAirflow is up: {stack.api_url}  (login {ADMIN_USER} / {ADMIN_PASSWORD})\n"
             f"local AWS: http://{HOST}:{stack.ports.aws}   local Slack messages: "
             f"http://{HOST}:{stack.ports.slack}/messages\n"
-            f"metadata DB: postgresql://{postgres.USER}@{HOST}:{stack.ports.postgres}/{postgres.DATABASE}\n"
+            f"metadata DB: {postgres.dsn(stack.ports.postgres)}\n"
             f"component logs: {stack.log_dir}\nCtrl-C stops everything.",
             flush=True,
         )

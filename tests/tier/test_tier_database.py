@@ -28,9 +28,7 @@ with create_session() as session:
 
 
 def connect(tier: Tier):
-    return psycopg2.connect(
-        host="127.0.0.1", port=tier.stack.ports.postgres, user=postgres.USER, dbname=postgres.DATABASE
-    )
+    return psycopg2.connect(postgres.dsn(tier.stack.ports.postgres))
 
 
 @contextmanager
