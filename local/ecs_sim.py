@@ -25,6 +25,7 @@ from typing import Any
 
 from moto.ec2 import ec2_backends
 from moto.ecs import models as ecs_models
+from moto.ecs.exceptions import InvalidParameterException
 from moto.logs import logs_backends
 from moto.logs.exceptions import ResourceNotFoundException
 from moto.moto_api._internal import mock_random
@@ -49,6 +50,9 @@ MISSING_LOG_GROUP = (
     "The specified log group does not exist. : exit status 1"
 )
 SIGTERM_LINE = "received SIGTERM, shutting down"
+# RunTask: "A total of 8192 characters are allowed for overrides", JSON formatting included; ECS's answer:
+MAX_OVERRIDES_LENGTH = 8192
+OVERRIDES_TOO_LONG = "Container Overrides length must be at most 8192"
 LOG_TICK = 0.2  # seconds between writes of due log lines
 _clock = threading.local()
 _simulator: Simulator | None = None
@@ -456,6 +460,9 @@ def install(simulator: Simulator) -> None:
     def run(ecs: Any, args: dict[str, Any]) -> list[SimTask]:
         """Place every task on moto's Fargate path, which needs no container instances, but record the
         real launch type and capacity provider; invalid combinations still reach moto's validation."""
+        overrides = json.dumps(args["overrides"] or {}, separators=(",", ":"))
+        if len(overrides) > MAX_OVERRIDES_LENGTH:
+            raise InvalidParameterException(OVERRIDES_TOO_LONG)
         launch_type, strategy = args["launch_type"], args["capacity_provider_strategy"]
         if launch_type not in (None, "", *LAUNCH_TYPES) or (launch_type and strategy):
             return run_task(ecs, **args)

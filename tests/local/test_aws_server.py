@@ -383,6 +383,22 @@ def test_client_token_returns_the_same_task(cloud: Env) -> None:
     assert cloud.local_task(first["taskArn"])["clientToken"] == "run-once-1"
 
 
+def test_overrides_over_8192_characters_are_refused_as_ecs_refuses_them(cloud: Env) -> None:
+    started_by = uuid.uuid4().hex[:12]
+    # {"containerOverrides":[{"name":"main","environment":[{"name":"BIG","value":"..."}]}]} is 75 characters
+    cloud.run(env={"BIG": "x" * (8192 - 75)}, startedBy=started_by)  # exactly at the limit
+
+    with pytest.raises(ClientError) as refused:
+        cloud.run(env={"BIG": "x" * (8192 - 74)}, startedBy=started_by)
+
+    error = refused.value.response["Error"]
+    assert (error["Code"], error["Message"]) == (
+        "InvalidParameterException",
+        "Container Overrides length must be at most 8192",
+    )
+    assert len(cloud.ecs.list_tasks(cluster=CLUSTER, startedBy=started_by)["taskArns"]) == 1
+
+
 def test_stop_task_is_user_initiated_and_kills_running_containers(cloud: Env) -> None:
     cloud.scenario({"family": "job"}, duration=10, log_lines=["working"])
     running = cloud.wait(cloud.run()["taskArn"], "RUNNING")["taskArn"]
