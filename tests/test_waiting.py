@@ -188,6 +188,39 @@ def test_the_poller_backs_off_while_throttled_and_returns_to_its_interval(aws, e
     assert all(gap < 1.5 * INTERVAL for gap in gaps[2:])  # back to the interval after a success
 
 
+def test_a_burst_of_server_errors_delays_a_wait_by_at_most_the_interval_plus_10_s(aws, ecs):
+    """Each DescribeTasks is one bounded attempt, whatever config the waits carry (the operator's is
+    botocore's adaptive mode with 10 attempts, which retried one call for about a minute), and a failed round
+    is followed by the next one at the interval: once the burst ends, every wait learns of its task's end."""
+    from ecsjobs.operators import BOTOCORE_CONFIG
+
+    arns = _start(aws, ecs, 5, duration=1.0)
+    burst = aws.post("/_local/faults", {"action": "DescribeTasks", "kind": "http_500"})
+    burst_seconds = 8.0
+    since = time.time()
+
+    async def main() -> list[dict[str, Any]]:
+        waits = [
+            asyncio.ensure_future(_event(_trigger(arn, botocore_config=BOTOCORE_CONFIG))) for arn in arns
+        ]
+        await asyncio.sleep(burst_seconds)
+        aws.control("DELETE", f"/_local/faults/{burst['id']}")
+        ended.append(time.time())
+        return await asyncio.wait_for(asyncio.gather(*waits), 60)
+
+    ended: list[float] = []
+    events = asyncio.run(main())
+
+    assert [e["status"] for e in events] == ["stopped"] * len(arns)
+    assert all(_epoch(e["task"]["stoppedAt"]) < ended[0] for e in events)  # they stopped during the burst
+    late = max(e["detected_at"] for e in events) - ended[0]
+    assert late <= INTERVAL + 10, f"detected {late:.1f} s after the burst ended"
+    calls = _calls(aws, since)
+    assert {c["status"] for c in calls} == {500, 200}
+    gaps = [b["t"] - a["t"] for a, b in zip(calls, calls[1:], strict=False)]
+    assert max(gaps) <= INTERVAL + 1, f"a call retried inside botocore, or a round backed off: {gaps}"
+
+
 def test_a_task_ecs_does_not_know_is_missing_after_a_grace_period(aws, ecs, monkeypatch):
     monkeypatch.setattr(poller, "MISSING_GRACE", 2 * INTERVAL)
     (known,) = _start(aws, ecs, 1, duration=1)

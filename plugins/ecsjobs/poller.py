@@ -33,7 +33,15 @@ MAX_BACKOFF = 60.0  # seconds: the longest a throttled poller waits between roun
 MISSING_GRACE = 30.0
 # botocore first retries a throttled call itself; adaptive mode also rate-limits the client for a while.
 DEFAULT_BOTOCORE_CONFIG: dict[str, Any] = {"retries": {"mode": "adaptive", "max_attempts": 5}}
-TRANSIENT_ERROR_CODES = frozenset(
+# The poller's own calls are bounded, whatever config its waits carry: one attempt with timeouts. A call that
+# botocore retried for a minute (adaptive mode, 10 attempts) would hold up every wait on the cluster; a failed
+# round is retried by the next one instead, and only throttling makes the rounds back off.
+POLL_CALL_CONFIG: dict[str, Any] = {
+    "retries": {"mode": "standard", "total_max_attempts": 1},
+    "connect_timeout": 5,
+    "read_timeout": 10,
+}
+THROTTLING_ERROR_CODES = frozenset(
     {
         "ThrottlingException",
         "Throttling",
@@ -41,11 +49,9 @@ TRANSIENT_ERROR_CODES = frozenset(
         "RequestLimitExceeded",
         "RequestThrottled",
         "SlowDown",
-        "ServerException",
-        "InternalFailure",
-        "ServiceUnavailable",
     }
 )
+TRANSIENT_ERROR_CODES = THROTTLING_ERROR_CODES | {"ServerException", "InternalFailure", "ServiceUnavailable"}
 AWS_ERRORS = (ClientError, HTTPClientError, BotoConnectionError)
 
 PollerKey = tuple[str | None, str | None, str, asyncio.AbstractEventLoop]
@@ -65,19 +71,21 @@ def poller_for(
 ) -> Poller:
     """The running event loop's poller of this cluster, created on first use.
 
-    The shared client is built with the ``botocore_config`` of the wait that created the poller.
+    The shared client is built with the ``botocore_config`` of the wait that created the poller, its retries
+    and timeouts replaced by :data:`POLL_CALL_CONFIG`.
     """
     key = (aws_conn_id, region_name, cluster, asyncio.get_running_loop())
     poller = _pollers.get(key)
     if poller is None:
-        poller = _pollers[key] = Poller(key, botocore_config or DEFAULT_BOTOCORE_CONFIG)
+        poller = _pollers[key] = Poller(key, {**(botocore_config or {}), **POLL_CALL_CONFIG})
     return poller
 
 
 class Poller:
     """One asyncio task polling DescribeTasks for every watched ARN; it ends when the last watcher leaves.
 
-    The interval is the smallest one any of its watchers asked for.
+    The interval is the smallest one any of its watchers asked for. Rounds back off while ECS throttles them;
+    a round that failed otherwise (a 5xx, a timeout, a dropped connection) is simply followed by the next one.
     """
 
     def __init__(self, key: PollerKey, botocore_config: dict[str, Any]) -> None:
@@ -123,12 +131,12 @@ class Poller:
         try:
             hook = EcsHook(aws_conn_id=self.key[0], region_name=self.key[1], config=self._botocore_config)
             async with await hook.get_async_conn() as client:
-                failures = 0
+                throttled = 0
                 while True:
                     started = time.monotonic()
-                    failures = failures + 1 if await self._poll(client) else 0
-                    if failures:
-                        delay = backoff(self.interval, failures)
+                    throttled = throttled + 1 if await self._poll(client) else 0
+                    if throttled:
+                        delay = backoff(self.interval, throttled)
                     else:
                         delay = self.interval - (time.monotonic() - started)
                     await asyncio.sleep(max(0.0, delay))
@@ -141,7 +149,7 @@ class Poller:
                 del _pollers[self.key]
 
     async def _poll(self, client: Any) -> bool:
-        """One round over every watched task; True if ECS throttled or failed a call."""
+        """One round over every watched task; True if ECS throttled a call."""
         arns = list(self._waiters)
         batches = [arns[i : i + MAX_ARNS_PER_CALL] for i in range(0, len(arns), MAX_ARNS_PER_CALL)]
         throttled = await asyncio.gather(*(self._describe(client, batch) for batch in batches))
@@ -151,9 +159,12 @@ class Poller:
         try:
             response = await client.describe_tasks(cluster=self.cluster, tasks=arns)
         except AWS_ERRORS as error:
-            if is_transient(error):
-                log.warning("DescribeTasks on %s failed, backing off: %s", self.cluster, error)
+            if is_throttling(error):
+                log.warning("DescribeTasks on %s throttled, backing off: %s", self.cluster, error)
                 return True
+            if is_transient(error):
+                log.warning("DescribeTasks on %s failed, trying again next round: %s", self.cluster, error)
+                return False
             for arn in arns:
                 self._settle(arn, error)
             return False
@@ -210,6 +221,14 @@ def is_transient(error: Exception) -> bool:
     status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
     code = error.response.get("Error", {}).get("Code")
     return code in TRANSIENT_ERROR_CODES or status == 429 or status >= 500
+
+
+def is_throttling(error: Exception) -> bool:
+    """ECS asking the caller to slow down (as opposed to failing a call)."""
+    if not isinstance(error, ClientError):
+        return False
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    return error.response.get("Error", {}).get("Code") in THROTTLING_ERROR_CODES or status == 429
 
 
 def backoff(interval: float, failures: int) -> float:
