@@ -67,6 +67,13 @@ def _connections(aws: int | None = None, slack: int | None = None) -> dict[str, 
     return current
 
 
+@pytest.fixture
+def slack(local_slack: LocalServer) -> LocalServer:
+    """The local Slack with no message left by an earlier test."""
+    local_slack.post("/_local/reset")
+    return local_slack
+
+
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
     """The metadata DB of this test session, migrated once (SQLite in the private AIRFLOW_HOME)."""
@@ -106,8 +113,11 @@ def ecs(aws: LocalServer):
 
 @pytest.fixture
 def config_dir(tmp_path: Path) -> Path:
-    """A catalog folder for one test: the shipped environments, no defaults, no jobs yet."""
+    """A catalog folder for one test: the shipped environments, no defaults, no jobs yet. Steps resume as
+    soon as their task stops: ``dag.test()`` has no executor whose stale events ``resume_delay`` outwaits."""
     shutil.copytree(REPO / "config" / "environments", tmp_path / "environments")
+    with (tmp_path / "environments" / "local.yaml").open("a") as local:
+        local.write("resume_delay: 0s\n")
     (tmp_path / "jobs").mkdir()
     return tmp_path
 
@@ -120,10 +130,20 @@ def run_job(config_dir: Path, monkeypatch, airflow_db, aws):
     local.write_text(local.read_text().replace("poll_interval: 2s", "poll_interval: 1s"))
     days = iter(range(1, 29))
 
-    def run(case: str, scenario: dict | None = None, launch: str = "fargate", extra: str = "", **rule):
-        family, container = (
+    def run(
+        case: str,
+        scenario: dict | None = None,
+        launch: str = "fargate",
+        extra: str = "",
+        family: str | None = None,
+        container: str | None = None,
+        logical_date: datetime | None = NEXT_DAY,
+        **rule,
+    ):
+        default_family, default_container = (
             ("sessionizer", "app") if launch.endswith("spot") else ("data-processor", "batch-container")
         )
+        family, container = family or default_family, container or default_container
         if scenario is not None:
             aws.post("/_local/scenarios", {"match": {"env": {"CASE": case}}, "scenario": scenario, **rule})
         job = ONE_STEP_JOB.format(
@@ -133,7 +153,9 @@ def run_job(config_dir: Path, monkeypatch, airflow_db, aws):
         from ecsjobs.loader import load_dags
 
         dag = load_dags()[case]
-        dag_run = dag.test(logical_date=datetime(2026, 4, next(days), tzinfo=UTC))
+        if logical_date is NEXT_DAY:
+            logical_date = datetime(2026, 4, next(days), tzinfo=UTC)
+        dag_run = dag.test(logical_date=logical_date)
         tasks = [
             t for t in aws.get("/_local/tasks") if {"name": "CASE", "value": case} in container_environment(t)
         ]
@@ -142,8 +164,22 @@ def run_job(config_dir: Path, monkeypatch, airflow_db, aws):
     return run
 
 
+NEXT_DAY = datetime.min  # run_job's default logical date: the next day of April 2026 (None: no date)
+
+
 def _try(task: dict) -> int:
     return int(next(t["value"] for t in task["tags"] if t["key"] == "ecsjobs:try"))
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """A test of the whole stack (and the tier's first test, which starts it) waits on Airflow starting,
+    parsing and scheduling; on a loaded CI machine that alone can take minutes: its budget is larger."""
+    for item in items:
+        if item.get_closest_marker("stack") or item.get_closest_marker("tier"):
+            item.add_marker(pytest.mark.timeout(STACK_TEST_TIMEOUT))
+
+
+STACK_TEST_TIMEOUT = 1200  # seconds; each wait inside has its own, smaller budget
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:

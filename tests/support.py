@@ -10,7 +10,9 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from local.settings import REPO
@@ -105,3 +107,26 @@ retry_delay: 1s
 environment:
   CASE: "{case}"
 {extra}"""
+
+
+class TaskInstance(SimpleNamespace):
+    """What a step reads of its task instance, for running one try's ``execute`` (or a callback) by hand;
+    ``max_tries`` is Airflow's: the step's retries plus the adoption reserve, raised by a clear."""
+
+    def __init__(self, dag_id: str, try_number: int, max_tries: int, task_id: str = "run"):
+        super().__init__(
+            dag_id=dag_id,
+            task_id=task_id,
+            run_id=f"manual__{dag_id}",
+            map_index=-1,
+            try_number=try_number,
+            max_tries=max_tries,
+            start_date=datetime.now(UTC),
+            pushed={},
+        )
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.pushed[key] = value
+
+    def xcom_pull(self, **kwargs: Any) -> Any:
+        return None

@@ -23,12 +23,6 @@ from tests.support import LocalServer, wait_until
 QUICK = {"provisioning": 0.1, "pending": 0.1, "duration": 0.5, "stopping": 0.2}
 
 
-@pytest.fixture
-def slack(local_slack: LocalServer) -> LocalServer:
-    local_slack.post("/_local/reset")
-    return local_slack
-
-
 def _client(aws: LocalServer, service: str):
     return boto3.client(
         service,
@@ -93,7 +87,7 @@ def test_a_final_failure_alerts_with_every_field(run_job, slack, aws):
     assert result.dag_run.run_id in fields["Run"] and "2026-04-01" in fields["Run"]
     assert fields["Try"] == "1 of 4"
     assert fields["Outcome"] == "application failure"
-    assert fields["Exit code"] == "3"
+    assert fields["Container / exit code"] == "batch-container / 3"
     assert "EssentialContainerExited" in fields["Stop code / reason"]
     assert fields["ECS task"] == task["taskArn"]
     assert fields["Launch"] == "fargate"
@@ -351,3 +345,57 @@ def test_slack_markup_in_job_text_is_escaped():
 
 def _counted(records: str, errors: str) -> str:
     return f"metrics:\n  records_field: {records}\n  errors_field: {errors}\n"
+
+
+def test_terminal_escapes_and_control_characters_never_reach_slack(run_job, slack):
+    lines = ["\x1b[1;31mERROR\x1b[0m row 17\r", "\x1b]0;title\x07progress\x08 90%\x1b[?25l"]
+    result = run_job("colours", {**QUICK, "exit_code": 4, "log_lines": lines})
+
+    assert result.state == "failed"
+    (message,) = slack.get("/messages")
+    text = _texts(message)
+    assert "ERROR row 17\nprogress 90%" in text
+    assert not any(ch in json.dumps(message, ensure_ascii=False) for ch in "\x1b\x07\x08\r")
+
+
+def test_a_try_airflow_failed_after_its_ecs_task_succeeded_is_no_failure_of_the_job(config_dir, aws, slack):
+    """What the scheduler's callbacks say when it failed a try whose ECS task succeeded (Airflow's race,
+    apache/airflow#72716): no retry alert (the next try adopts the task), and a final failure alert that
+    says the task succeeded."""
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from ecsjobs.catalog import load_catalog
+    from ecsjobs.factory import build_dag
+    from tests.support import ONE_STEP_JOB, TaskInstance
+
+    extra = "alerts: {events: [failure, retry]}\n"
+    (config_dir / "jobs" / "lost.yaml").write_text(
+        ONE_STEP_JOB.format(
+            family="data-processor", container="batch-container", launch="fargate", case="lost", extra=extra
+        )
+    )
+    aws.post("/_local/scenarios", {"match": {"env": {"CASE": "lost"}}, "scenario": QUICK})
+    catalog = load_catalog(config_dir, "local")
+    operator = build_dag(catalog.jobs["lost"], catalog.environment, "local").get_task("run")
+    ti = TaskInstance("lost", try_number=1, max_tries=operator.retries)
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute({"ti": ti})
+    ecs = _client(aws, "ecs")
+    arn = deferred.value.trigger.task_arn
+
+    def stopped() -> bool:
+        return ecs.describe_tasks(cluster="batch-jobs", tasks=[arn])["tasks"][0]["lastStatus"] == "STOPPED"
+
+    wait_until(stopped, 30, "the task to stop")
+    context = {"ti": ti, "task": operator, "exception": None}
+
+    (retry,) = operator.on_retry_callback
+    retry.notify(context)
+    assert slack.get("/messages") == []
+
+    (failure,) = operator.on_failure_callback
+    failure.notify(context)
+    (message,) = slack.get("/messages")
+    fields = _fields(message)
+    assert (fields["Outcome"], fields["ECS task"]) == ("succeeded", arn)
+    assert "although its ECS task succeeded" in _texts(message)

@@ -70,7 +70,8 @@ def test_named_network_and_defaults(dags):
     assert awsvpc["securityGroups"] == ["sg-0local00000000002"]
     default = dags["data_processor"].get_task("run")
     assert default.network_configuration["awsvpcConfiguration"]["securityGroups"] == ["sg-0local00000000001"]
-    assert default.retries == 2  # config/defaults.yaml
+    assert default.step_retries == 2  # config/defaults.yaml
+    assert default.retries == 4  # and Airflow's two more, only ever used to adopt a lost result
     assert dags["data_quality_checks"].get_task("run").awslogs_group == "/batch/dq-checks"
 
 

@@ -6,15 +6,15 @@ trigger run in line) against the local AWS, with the task's behaviour chosen by 
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from datetime import UTC, datetime
-from types import SimpleNamespace
 
 import pytest
 from airflow.sdk.exceptions import TaskDeferred
 
-from tests.support import ONE_STEP_JOB, container_environment
+from tests.support import ONE_STEP_JOB, TaskInstance, container_environment
 
 
 def _tag(task: dict, key: str) -> str:
@@ -178,8 +178,10 @@ def test_the_step_timeout_stops_the_ecs_task_while_deferred(run_job, ecs):
     assert described["stoppedReason"].startswith("Stopped by Airflow (ecsjobs): timed out after")
 
 
-def test_a_resumed_try_finds_its_own_task_instead_of_starting_another(config_dir, monkeypatch, aws):
-    """A worker crash is simulated by running the same try's ``execute`` twice, as a resumed try would."""
+def test_a_try_never_starts_a_task_while_one_runs_or_after_one_succeeded(config_dir, monkeypatch, aws):
+    """A try's ``execute`` run by hand, as Airflow runs it after a worker crash (the same try again), after
+    the scheduler failed a try whose ECS task succeeded (apache/airflow#72716: a retry), and after a user
+    cleared the step (a clear raises max_tries to the try number plus retries)."""
     from ecsjobs.catalog import load_catalog
     from ecsjobs.factory import build_dag
 
@@ -188,43 +190,174 @@ def test_a_resumed_try_finds_its_own_task_instead_of_starting_another(config_dir
             family="data-processor", container="batch-container", launch="fargate", case="crash", extra=""
         )
     )
-    aws.post("/_local/scenarios", {"match": {"env": {"CASE": "crash"}}, "scenario": {**QUICK, "duration": 1}})
+    summary = {"records_processed": 42, "errors": 0}
+    aws.post(
+        "/_local/scenarios",
+        {"match": {"env": {"CASE": "crash"}}, "scenario": {**QUICK, "duration": 1, "summary": summary}},
+    )
     catalog = load_catalog(config_dir, "local")
     operator = build_dag(catalog.jobs["crash"], catalog.environment, "local").get_task("run")
+    assert (operator.step_retries, operator.retries) == (3, 5)  # the catalog's 3, two more for adoption
+    since = time.time()
 
-    def attempt(try_number: int) -> str:
-        ti = SimpleNamespace(
-            dag_id="crash",
-            task_id="run",
-            run_id="manual__crash",
-            map_index=-1,
-            try_number=try_number,
-            start_date=datetime.now(UTC),
-            xcom_push=lambda **kw: None,
-        )
-        with pytest.raises(TaskDeferred) as deferred:
-            operator.execute({"ti": ti})
-        return deferred.value.trigger.task_arn
+    def attempt(try_number: int, cleared_after: int = 0) -> tuple[str, object, TaskInstance]:
+        ti = TaskInstance("crash", try_number, max_tries=cleared_after + operator.retries)
+        try:
+            return "returned", operator.execute({"ti": ti}), ti
+        except TaskDeferred as deferred:
+            return "deferred", deferred.trigger.task_arn, ti
 
-    first = attempt(1)
-    assert attempt(1) == first  # the task is still running: adopted
+    first = attempt(1)[1]
+    assert attempt(1)[:2] == ("deferred", first)  # the task is still running: waited for again
     deadline = time.monotonic() + 30
     while next(t for t in aws.get("/_local/tasks") if t["taskArn"] == first)["lastStatus"] != "STOPPED":
         assert time.monotonic() < deadline
         time.sleep(0.2)
-    assert attempt(1) == first  # already finished: still its own task, no second one
-    second = attempt(2)  # a new try after a finished task starts a new one
-    assert second != first
-    assert (
-        len(
-            [
-                t
-                for t in aws.get("/_local/tasks")
-                if {"name": "CASE", "value": "crash"} in container_environment(t)
-            ]
-        )
-        == 2
+    assert attempt(1)[:2] == ("deferred", first)  # already finished: still its own task, no second one
+
+    # Airflow failed try 1 after its task succeeded: tries 2 and 3 adopt it, reported once.
+    for try_number in (2, 3):
+        kind, output, ti = attempt(try_number)
+        assert (kind, output) == ("returned", summary)
+        assert ti.pushed["ecs_task_arn"] == first
+        assert ti.pushed["ecs_run"] | {"outcome": "succeeded", "adopted_from": 1} == ti.pushed["ecs_run"]
+    assert len(aws.get(f"/_local/calls?action=RunTask&since={since}")) == 1
+    records = [r for r in _audit(aws, "crash") if r["task_arn"] == first]
+    assert [(r["try_number"], r["adopted_from"]) for r in records] == [(2, 1)]
+
+    # A user cleared the succeeded step after try 3: try 4 runs the job again, in a new ECS task.
+    kind, second, _ = attempt(4, cleared_after=3)
+    assert kind == "deferred" and second != first
+    crash = {"name": "CASE", "value": "crash"}
+    assert len([t for t in aws.get("/_local/tasks") if crash in container_environment(t)]) == 2
+
+
+@pytest.mark.parametrize("policy, started", [("", 1), ("retry_policy: {application_failure: 1}\n", 2)])
+def test_a_retry_after_a_failure_with_no_retry_left_fails_without_running_the_job_again(
+    config_dir, aws, policy, started
+):
+    """Airflow retried a try whose ECS task failed (the race, on a failure): the retry takes that failure as
+    the step's when its class has no retry left, and runs the job again only when the policy allows it."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from ecsjobs.catalog import load_catalog
+    from ecsjobs.factory import build_dag
+
+    case = f"lostfail{started}"  # each case its own task instance, and so its own ECS tasks
+    job = ONE_STEP_JOB.format(
+        family="data-processor", container="batch-container", launch="fargate", case=case, extra=policy
     )
+    (config_dir / "jobs" / f"{case}.yaml").write_text(job)
+    aws.post("/_local/scenarios", {"match": {"env": {"CASE": case}}, "scenario": {**QUICK, "exit_code": 5}})
+    catalog = load_catalog(config_dir, "local")
+    operator = build_dag(catalog.jobs[case], catalog.environment, "local").get_task("run")
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute({"ti": TaskInstance(case, 1, max_tries=operator.retries)})
+    arn = deferred.value.trigger.task_arn
+    deadline = time.monotonic() + 30
+    while next(t for t in aws.get("/_local/tasks") if t["taskArn"] == arn)["lastStatus"] != "STOPPED":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+
+    retry = TaskInstance(case, 2, max_tries=operator.retries)
+    if started == 1:
+        with pytest.raises(AirflowFailException, match="application failure.*exited with code 5"):
+            operator.execute({"ti": retry})
+        assert retry.pushed["ecs_run"]["adopted_from"] == 1
+    else:
+        with pytest.raises(TaskDeferred):
+            operator.execute({"ti": retry})
+    assert len(aws.get("/_local/calls?action=RunTask")) == started
+
+
+def _audit(aws, job: str) -> list[dict]:
+    import boto3
+
+    credentials = {"aws_access_key_id": "l", "aws_secret_access_key": "l"}
+    logs = boto3.client("logs", endpoint_url=aws.url, region_name="us-east-1", **credentials)
+    events = logs.get_log_events(logGroupName="/batch-jobs/audit", logStreamName=job)["events"]
+    return [json.loads(event["message"]) for event in events]
+
+
+def test_retries_0_leaves_the_adoption_retry_to_adoption(run_job):
+    """Airflow gets two retries more than the catalog says; a failure that the catalog does not retry never
+    spends them, whatever its class's budget."""
+    result = run_job(
+        "no_retry",
+        {**QUICK, "exit_code": 1},
+        times=1,
+        extra="retries: 0\nretry_policy: {application_failure: 1}\n",
+    )
+    assert result.dag.get_task("run").retries == 2
+    assert (result.state, [_try(t) for t in result.tasks]) == ("failed", [1])
+
+
+def test_every_essential_container_decides_and_a_sidecar_does_not(run_job, aws, ecs, slack):
+    ecs.register_task_definition(
+        family="pair",
+        requiresCompatibilities=["FARGATE"],
+        networkMode="awsvpc",
+        cpu="256",
+        memory="512",
+        containerDefinitions=[
+            {"name": name, "image": "busybox", "memory": 256, "essential": essential, **LOGGING}
+            for name, essential in (("app", True), ("worker", True), ("sidecar", False))
+        ],
+    )
+    job = {"family": "pair", "container": "app", "extra": "retries: 0\n"}
+    worker_fails = run_job("worker_fails", {**QUICK, "exit_codes": {"app": 0, "worker": 1}}, **job)
+    sidecar_fails = run_job("sidecar_fails", {**QUICK, "exit_codes": {"app": 0, "sidecar": 1}}, **job)
+
+    assert (worker_fails.state, sidecar_fails.state) == ("failed", "success")
+    (message,) = slack.get("/messages")
+    fields = [field["text"] for block in message["blocks"] for field in block.get("fields", [])]
+    assert "*Container / exit code*\nworker / 1" in fields
+
+
+LOGGING = {
+    "logConfiguration": {
+        "logDriver": "awslogs",
+        "options": {
+            "awslogs-group": "/ecs/data-processor",
+            "awslogs-region": "us-east-1",
+            "awslogs-stream-prefix": "ecs",
+        },
+    }
+}
+
+
+@pytest.mark.parametrize(
+    "case, job, reason",
+    [
+        ("missing_definition", {"family": "no-such-family"}, "ClientException"),
+        ("huge_overrides", {"extra": f"  BIG: '{'x' * 9000}'\n"}, "ECS allows 8192"),
+    ],
+)
+def test_a_request_ecs_refuses_fails_at_once_with_one_alert(run_job, aws, slack, case, job, reason):
+    result = run_job(case, None, **job)
+
+    assert (result.state, result.tasks) == ("failed", [])
+    assert len(aws.get("/_local/calls?action=RunTask")) <= 1
+    (message,) = slack.get("/messages")
+    assert reason in json.dumps(message["blocks"]) and "rejected" in message["text"]
+
+
+def test_a_run_without_a_logical_date_renders_its_dates_from_run_after(run_job):
+    """What ``POST /dagRuns`` with ``"logical_date": null`` makes: Airflow gives templates no ``ds``."""
+    before = datetime.now(UTC)
+    result = run_job("no_date", {**QUICK}, logical_date=None, extra='  JOB_DATE: "{{ ds }}"\n')
+
+    assert (result.dag_run.logical_date, result.state) == (None, "success")
+    (task,) = result.tasks
+    assert {"name": "JOB_DATE", "value": before.strftime("%Y-%m-%d")} in container_environment(task)
+
+
+def test_a_template_error_fails_at_once_naming_the_field(run_job, aws, slack):
+    result = run_job("bad_template", None, extra="  OOPS: '{{ no_such_thing.x }}'\n")
+
+    assert (result.state, result.tasks) == ("failed", [])
+    (message,) = slack.get("/messages")
+    assert "template error in 'overrides'" in json.dumps(message["blocks"])
 
 
 def test_a_step_uses_the_output_a_previous_step_logged(run_job, aws):

@@ -168,7 +168,7 @@ def test_logs_read_on_the_job_groups_and_write_on_the_audit_group(policy, prod, 
             assert allows(policy, action, f"{group}{log_group}"), (action, log_group)
         assert not allows(policy, "logs:PutLogEvents", stream)
     audit_stream = f"{group}{env.audit_log_group}:log-stream:data_processor"
-    for action in ("logs:CreateLogStream", "logs:PutLogEvents"):
+    for action in ("logs:CreateLogStream", "logs:PutLogEvents", "logs:GetLogEvents"):
         assert allows(policy, action, audit_stream)
     assert allows(policy, "logs:DescribeLogStreams", f"{group}{env.audit_log_group}")
     assert not allows(policy, "logs:PutLogEvents", f"{group}/some/other/group:log-stream:x")

@@ -59,7 +59,7 @@ def stack(tmp_path_factory) -> Iterator[dict]:
     try:
         _wait(
             lambda: "Airflow is up" in output.read_text() or process.poll() is not None,
-            240,
+            480,
             "the stack to start",
         )
         assert process.poll() is None, output.read_text()
@@ -82,7 +82,7 @@ def test_make_run_starts_a_healthy_stack_and_runs_the_main_job(stack):
     shipped = {p.stem for p in (REPO / "config" / "jobs").glob("*.yaml")}
     dags = _wait(
         lambda: (d := api.call("GET", "/api/v2/dags")["dags"]) and {x["dag_id"] for x in d} >= shipped and d,
-        120,
+        300,
         "the catalog's DAGs",
     )
     assert {d["dag_id"] for d in dags} == shipped | {"ecsjobs_monitoring_sync"}
@@ -92,10 +92,11 @@ def test_make_run_starts_a_healthy_stack_and_runs_the_main_job(stack):
 
     # make run unpauses the main job, triggers it and reports how the run ended.
     output = stack["output"]
+    _wait(lambda: _manual_run_finished(api), 600, "make run's run of data_processor to finish")
     finished = _wait(
         lambda: re.search(r"^data_processor (\S+): (success|failed)$", output.read_text(), re.MULTILINE),
-        300,
-        "make run's run of data_processor to finish",
+        120,
+        "make run to report how the run ended",
     )
     assert finished[2] == "success", output.read_text()
     run = api.call("GET", f"/api/v2/dags/data_processor/dagRuns/{finished[1]}")
@@ -110,6 +111,11 @@ def test_make_run_starts_a_healthy_stack_and_runs_the_main_job(stack):
     env = [t["overrides"]["containerOverrides"][0].get("environment", []) for t in tasks]
     job_date = run["logical_date"][:10]  # JOB_DATE: "{{ ds }}"
     assert [{"name": "JOB_DATE", "value": job_date}, {"name": "REGION", "value": "us-east-1"}] in env
+
+
+def _manual_run_finished(api: Api) -> bool:
+    runs = api.call("GET", "/api/v2/dags/data_processor/dagRuns?run_type=manual")["dag_runs"]
+    return bool(runs) and all(run["state"] in ("success", "failed") for run in runs)
 
 
 def test_make_airflow_runs_the_cli_against_the_stack(stack):

@@ -237,12 +237,14 @@ def test_the_deciding_container_reason_is_the_outcome_reason_else_the_stopped_re
     assert judge_task(spot(app(143, "a container detail")), ["app"]).reason == SPOT
 
 
-def test_without_essential_names_the_main_container_decides_and_without_it_every_container():
+def test_without_essential_names_every_container_decides_the_main_one_first():
     task = exited(app(0), log_router(1))
 
-    assert judge_task(task, main_container="app").cls is C.SUCCEEDED
-    everyone = judge_task(task)
-    assert (everyone.cls, everyone.container) == (C.APPLICATION_FAILURE, "log_router")
+    assert judge_task(task, ["app"], main_container="app").cls is C.SUCCEEDED
+    for everyone in (judge_task(task), judge_task(task, main_container="app")):
+        assert (everyone.cls, everyone.container) == (C.APPLICATION_FAILURE, "log_router")
+    both_fail = exited(app(1), log_router(1))
+    assert judge_task(both_fail, main_container="log_router").container == "log_router"
 
 
 def test_the_main_container_decides_among_equal_failures():

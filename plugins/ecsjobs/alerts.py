@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -23,10 +24,14 @@ from typing import Any
 
 from airflow.sdk import BaseNotifier
 
-from ecsjobs.steprun import StepRun
+from ecsjobs.steprun import StepRun, task_duration
 
 log = logging.getLogger(__name__)
 
+# CSI (ESC [ ... final byte), OSC (ESC ] ... BEL or ESC backslash), charset and two-byte escapes; then the
+# C0 and C1 control characters but newline and tab.
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[ -/]*[0-~])")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 DEFAULT_EVENTS = ("failure", "timeout", "late")
 LATE_FACTOR = 1.5  # a step is late once it has run this many times its expected duration
 SLACK_TIMEOUT = 10  # seconds per attempt
@@ -62,8 +67,14 @@ class Message:
 
 
 def escape(text: Any) -> str:
-    """Slack markup escaping for text that comes from jobs or users."""
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Slack markup escaping for text that comes from jobs or users, terminal escapes removed."""
+    return clean(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def clean(text: Any) -> str:
+    """``text`` without ANSI escape sequences (colours, cursor moves) and control characters but newline and
+    tab: job log lines carry them, and Slack would show them as garbage."""
+    return _CONTROL.sub("", _ANSI.sub("", str(text)))
 
 
 def step_message(event: str, channel: str, run: StepRun, note: str | None = None) -> Message:
@@ -76,7 +87,7 @@ def step_message(event: str, channel: str, run: StepRun, note: str | None = None
         "Run": f"{run.run_id}\nlogical date {run.logical_date or '-'}",
         "Try": f"{run.try_number} of {run.max_tries + 1}",
         "Outcome": run.outcome.replace("_", " "),
-        "Exit code": "-" if run.exit_code is None else str(run.exit_code),
+        "Container / exit code": f"{run.container or '-'} / {_or_dash(run.exit_code)}",
         "Stop code / reason": " / ".join(p for p in (run.stop_code, run.reason) if p) or "-",
         "ECS task": run.task_arn or "none (RunTask started no task)",
         "Launch": launch,
@@ -201,32 +212,66 @@ class StepAlertNotifier(BaseNotifier):
     def notify(self, context) -> None:
         run: StepRun | None = getattr(context.get("task"), "step_run", None)
         ti = context["ti"]
+        note = None
+        if run is not None and run.reported_before:
+            return  # the try that Airflow lost had alerted about this result already
         if run is None or run.try_number != ti.try_number:
-            run = _run_without_result(context)
+            # Airflow failed the try without its result: the scheduler (a lost worker, apache/airflow#72716)
+            # or an error before the ECS task had one. What the try's ECS task did decides what to say.
+            task, outcome = _ecs_result(context)
+            if self.kind == "retry" and task:
+                log.info("No retry alert: the next try takes over this try's ECS task %s", task["taskArn"])
+                return
+            run = _run_without_result(context, task, outcome)
+            if outcome is not None and outcome.succeeded:
+                note = LOST_SUCCESS
         event = self.kind
         if self.kind == "failure" and run.outcome == "timed_out":
             event = "timeout"
-        if event not in self.route.events or (event == "recovery" and run.try_number < 2):
-            return
-        send(self.route.slack_conn_id, step_message(event, self.route.channel, run))
+        if event == "recovery" and (run.adopted_from or run.try_number) < 2:
+            return  # the ECS task that succeeded was the first one
+        if event in self.route.events:
+            send(self.route.slack_conn_id, step_message(event, self.route.channel, run, note=note))
 
 
-def _run_without_result(context) -> StepRun:
-    """A try that failed before its ECS task had a result (AWS refused RunTask, ...): the error says why."""
-    error, task = context.get("exception"), context.get("task")
+LOST_SUCCESS = (
+    "Airflow marked this step failed although its ECS task succeeded (apache/airflow#72716). Mark the step "
+    "successful to let the run go on; clearing it runs the job again."
+)
+
+
+def _ecs_result(context) -> tuple[dict[str, Any] | None, Any]:
+    """The ECS task of the callback's try and its outcome (None while it runs), if the task is a step's;
+    (None, None) when it has none or it cannot be looked up: the alert is sent as it would be without it."""
+    lookup = getattr(context.get("task"), "ecs_result", None)
+    if lookup is None:
+        return None, None
+    try:
+        return lookup(context["ti"])
+    except Exception:
+        log.warning("Could not look up the ECS task of this try", exc_info=True)
+        return None, None
+
+
+def _run_without_result(context, task: dict[str, Any] | None = None, outcome: Any = None) -> StepRun:
+    """A try that failed with no result of its own: Airflow failed it, or an error came first (a template
+    that does not render, ...): the error says why, or the outcome of its ECS task when it has one."""
+    error, operator = context.get("exception"), context.get("task")
     run = StepRun.of(
         context,
-        None,
-        None,
-        environment=getattr(task, "environment", "") or "",
-        launch=getattr(task, "launch", "") or "",
+        outcome,
+        task["taskArn"] if task else None,
+        environment=getattr(operator, "environment", "") or "",
+        launch=getattr(operator, "launch", "") or "",
         fallback=False,
-        duration_seconds=None,
+        duration_seconds=task_duration(task),
         records=None,
         errors=None,
         final=True,
         log_url=getattr(context["ti"], "log_url", None),
     )
+    if outcome is not None:
+        return run
     return replace(run, outcome="error", reason=f"{type(error).__name__}: {error}" if error else "unknown")
 
 
@@ -240,6 +285,10 @@ async def run_late(slack_conn_id: str, channel: str, deadline: str, context: dic
 def _get(obj: Any, name: str) -> str:
     value = obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
     return str(value) if value is not None else "?"
+
+
+def _or_dash(value: Any) -> str:
+    return "-" if value is None else str(value)
 
 
 def _duration(seconds: float | None) -> str:

@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import time
+from datetime import datetime
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.logs import AwsLogsHook
@@ -37,3 +38,39 @@ def write(aws_conn_id: str | None, region: str | None, group: str, record: dict[
         log.warning("Could not write the audit record to %s/%s", group, stream, exc_info=True)
         return False
     return True
+
+
+def reported(
+    aws_conn_id: str | None, region: str | None, group: str, record: dict[str, Any], since: datetime | None
+) -> bool:
+    """Whether ``group`` already holds a record of the same ECS task with the same outcome, written since
+    ``since`` (when the task stopped: no earlier record can be of its result). A failed read answers False:
+    a record written twice beats a record lost."""
+    start = {"startTime": int(since.timestamp() * 1000)} if since else {}
+    token: str | None = None
+    try:
+        client = AwsLogsHook(aws_conn_id=aws_conn_id, region_name=region).conn
+        while True:
+            response = client.get_log_events(
+                logGroupName=group,
+                logStreamName=record["job"],
+                startFromHead=True,
+                **start,
+                **({"nextToken": token} if token else {}),
+            )
+            if any(_same_result(event["message"], record) for event in response["events"]):
+                return True
+            if not response["events"] or response["nextForwardToken"] == token:
+                return False
+            token = response["nextForwardToken"]
+    except Exception:
+        log.warning("Could not read the audit records in %s/%s", group, record["job"], exc_info=True)
+        return False
+
+
+def _same_result(message: str, record: dict[str, Any]) -> bool:
+    try:
+        earlier = json.loads(message)
+    except ValueError:
+        return False
+    return isinstance(earlier, dict) and all(earlier.get(k) == record[k] for k in ("task_arn", "outcome"))

@@ -176,6 +176,9 @@ def step_kwargs(step: Step, env: Environment, job_id: str) -> dict[str, Any]:
         "awslogs_region": env.region,
         "platform_version": step.platform_version,
         "poll_interval": env.poll_interval.total_seconds(),
+        "resume_delay": (
+            step.resume_delay if step.resume_delay is not None else env.resume_delay
+        ).total_seconds(),
         "tags": {"job": job_id, **step.task_tags},
         "propagate_tags": "TASK_DEFINITION",
         "pool": pool_name(env),

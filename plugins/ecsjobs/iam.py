@@ -100,9 +100,9 @@ def execution_role_policy(catalog: Catalog) -> dict[str, Any]:
             [resource for group in job_groups for resource in log_group(group)],
         ),
         _statement("StopLogsInsightsQueries", ["logs:StopQuery"], "*"),
-        _statement(
-            "WriteAuditLog",
-            ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
+        _statement(  # read back before an adopted result is reported (ecsjobs.audit.reported)
+            "AuditLog",
+            ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:GetLogEvents", "logs:PutLogEvents"],
             log_group(env.audit_log_group),
         ),
         _statement(

@@ -10,9 +10,12 @@ import itertools
 from collections.abc import Mapping
 from typing import Any
 
+import jinja2
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 from jinja2.nativetypes import NativeEnvironment
+
+from ecsjobs.templating import with_run_dates
 
 MAX_COMBINATIONS = 1024  # Airflow's default max_map_length
 
@@ -45,8 +48,8 @@ class MatrixOperator(BaseOperator):
 
     def execute(self, context) -> list[dict[str, Any]]:
         try:
-            result = combinations(self.axes, context)
-        except ValueError as err:
-            raise AirflowFailException(str(err)) from None
+            result = combinations(self.axes, with_run_dates(context))
+        except (ValueError, jinja2.TemplateError) as err:  # no retry makes a matrix valid
+            raise AirflowFailException(f"matrix: {err}") from None
         self.log.info("matrix: %d combination(s): %s", len(result), result)
         return result

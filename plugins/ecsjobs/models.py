@@ -60,6 +60,12 @@ def _positive(value: timedelta) -> timedelta:
     return value
 
 
+def _not_negative(value: timedelta) -> timedelta:
+    if value < timedelta(0):
+        raise ValueError("expected a duration of 0s or more")
+    return value
+
+
 def _timezone(value: str) -> str:
     try:
         zoneinfo.ZoneInfo(value)
@@ -69,6 +75,7 @@ def _timezone(value: str) -> str:
 
 
 Duration = Annotated[timedelta, BeforeValidator(_parse_duration), AfterValidator(_positive)]
+Delay = Annotated[timedelta, BeforeValidator(_parse_duration), AfterValidator(_not_negative)]
 TimeZone = Annotated[str, AfterValidator(_timezone)]
 
 
@@ -167,6 +174,12 @@ class Environment(Strict):
     poll_interval: Duration = Field(
         default=timedelta(seconds=15), description="How often waiting steps ask ECS for their task's state."
     )
+    resume_delay: Delay = Field(
+        default=timedelta(seconds=10),
+        description="Shortest time between a step starting its ECS task and resuming once the task stopped. "
+        "Airflow 3.2 and 3.3 can fail a step that resumes within seconds (apache/airflow#72716); the retry "
+        "adopts the task's result either way, this makes it rare.",
+    )
     slack_conn_id: str = Field(description="Airflow connection id of the Slack API connection.")
     slack_channel: str = Field(description="Default Slack channel for alerts.")
     metrics_namespace: str = Field(description="CloudWatch namespace for job metrics.")
@@ -237,10 +250,20 @@ class StepSettings(Strict):
         default=None, description="Name of one of the environment's `networks` to use instead of its default."
     )
     task_tags: dict[str, str] = Field(default_factory=dict, description="Tags put on the ECS task.")
-    retries: int | None = Field(default=None, ge=0, description="Airflow retries of the step (upper bound).")
+    retries: int | None = Field(
+        default=None,
+        ge=0,
+        description="Retries of the step (upper bound); Airflow gets one more, kept for adopting a succeeded "
+        "ECS task whose try Airflow failed.",
+    )
     retry_delay: Duration | None = Field(default=None, description="Delay before a retry.")
     retry_policy: RetryPolicy | None = Field(default=None, description="Retries per outcome class.")
     timeout: Duration | None = Field(default=None, description="Longest a step may run before it is stopped.")
+    resume_delay: Delay | None = Field(
+        default=None,
+        description="The environment's resume_delay for this step: 0s resumes as soon as the task stopped, "
+        "at the cost of an adopting retry now and then.",
+    )
     expected_duration: Duration | None = Field(
         default=None, description="Usual run time; a step running 1.5x longer alerts, and alarms use it."
     )

@@ -4,8 +4,18 @@ A subclass of the Amazon provider's ``EcsRunTaskOperator``: it keeps the provide
 handling, ``ecs_task_arn`` XCom and log fetching, and replaces what the provider gets wrong for batch jobs
 (see ``ecsjobs.outcome``): the wait is batched across tasks (``ecsjobs.triggers``), the result is judged by
 essential containers and stop codes, each outcome class has its own retry budget, Spot falls back to
-on-demand, the step timeout holds while deferred, and a resumed try finds its own ECS task instead of
-starting a second one.
+on-demand, the step timeout holds while deferred, and no try starts an ECS task while an earlier one still
+runs or after one succeeded.
+
+A succeeded ECS task is never started again. Airflow can fail a try whose ECS task succeeded: when a trigger
+fires within seconds of its task deferring, the scheduler may read the worker's stale "finished" for a failure
+of the resumed try and retry it (apache/airflow#72716, #66374; not fixed in 3.2 nor 3.3). The retry then
+*adopts* the succeeded task's result instead of starting another. To tell such a retry from a user's clear
+of a succeeded step (which must run it again), a try reads Airflow's record of the task instance: a clear
+raises ``max_tries`` to the try number plus ``retries``, so only tries after the last clear are adopted. Every
+step keeps Airflow retries (``ADOPTION_RESERVE``) that its own retry budget never spends, so that the race
+on its last try is adopted too instead of leaving a succeeded step FAILED. A failure is adopted the same way
+when it left no retry: the job is not run again against its retry policy.
 """
 
 from __future__ import annotations
@@ -13,12 +23,15 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
+import jinja2
 from airflow.providers.amazon.aws.operators.ecs import EcsRunTaskOperator
 from airflow.providers.amazon.aws.utils.identifiers import generate_uuid
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from botocore.exceptions import ClientError
 
 from ecsjobs import audit, metrics
 from ecsjobs.alerts import LATE_FACTOR, Route, step_message
@@ -29,12 +42,16 @@ from ecsjobs.outcome import (
     OutcomeClass,
     allowed_retries,
     judge_missing,
+    judge_rejected,
     judge_run_task_failures,
     judge_task,
     kill_stop_reason,
     timeout_stop_reason,
 )
-from ecsjobs.steprun import StepRun, task_duration
+from ecsjobs.poller import is_transient
+from ecsjobs.steprun import StepRun, task_duration, task_stopped_at
+from ecsjobs.taskdefs import essential_containers
+from ecsjobs.templating import with_run_dates
 from ecsjobs.triggers import EcsTaskWaitTrigger
 
 # Throttled calls must slow the step down, never fail it (botocore's default gives up after 3 attempts):
@@ -45,6 +62,12 @@ LAUNCH_TAG = "ecsjobs:launch"
 # The defer timeout is a safety net behind the trigger's own deadline, for a triggerer that never answers.
 DEFER_GRACE = timedelta(minutes=10)
 CAPACITY_RETRY_DELAYS = (5, 15)  # seconds between RunTask attempts on the same capacity within one try
+# Airflow retries kept for adopting the result of a try that Airflow failed (see the module docstring). Two:
+# the race is sometimes followed by a second failure, of the retry that collides with the lost try's resumed
+# worker (measured in the tier: 1 of 40 task instances).
+ADOPTION_RESERVE = 2
+# RunTask: "A total of 8192 characters are allowed for overrides", JSON formatting included.
+MAX_OVERRIDES_LENGTH = 8192
 
 
 class EcsJobOperator(EcsRunTaskOperator):
@@ -62,6 +85,8 @@ class EcsJobOperator(EcsRunTaskOperator):
         use ``ecsjobs.outcome.DEFAULT_RETRIES``; the task's ``retries`` stays the upper bound.
     :param step_timeout: longest the step may run; its ECS task is stopped then, even while deferred.
     :param poll_interval: seconds between DescribeTasks polls of the shared poller.
+    :param resume_delay: seconds after deferring before the step may resume: by then the stale "finished" of
+        the worker that deferred has reached the scheduler, so the race of the module docstring is rare.
     :param environment: the catalog environment's name (a metrics dimension, in the audit record).
     :param metrics_namespace: CloudWatch namespace of the per-step metrics; None publishes none.
     :param audit_log_group: CloudWatch Logs group of the audit records; None writes none.
@@ -70,11 +95,13 @@ class EcsJobOperator(EcsRunTaskOperator):
     :param logs_insights_query: read records and errors with this Logs Insights query instead.
     :param expected_duration: how long the step usually runs; past 1.5x of it, ``late_alert`` is sent.
     :param late_alert: where the "running late" alert goes (None sends none).
+    :param retries: the step's retry budget; Airflow gets ``ADOPTION_RESERVE`` more, which only adoption uses.
     """
 
     template_fields: Sequence[str] = ("matrix", *EcsRunTaskOperator.template_fields)
     operator_extra_links = (EcsTaskLink(), EcsTaskLogsLink())
     ui_color = "#ffd8a8"
+    adoption_reserve = ADOPTION_RESERVE
 
     def __init__(
         self,
@@ -87,6 +114,7 @@ class EcsJobOperator(EcsRunTaskOperator):
         outcome_retries: dict[str, int] | None = None,
         step_timeout: timedelta | None = None,
         poll_interval: float = 15,
+        resume_delay: float = 0,
         environment: str = "",
         metrics_namespace: str | None = None,
         audit_log_group: str | None = None,
@@ -100,6 +128,8 @@ class EcsJobOperator(EcsRunTaskOperator):
         kwargs.setdefault("botocore_config", BOTOCORE_CONFIG)
         kwargs["deferrable"] = True
         super().__init__(container_name=container_name, **kwargs)
+        self.step_retries = self.retries
+        self.retries = self.step_retries + ADOPTION_RESERVE
         self.matrix = matrix
         self.launch = launch
         self.on_demand = on_demand
@@ -107,6 +137,7 @@ class EcsJobOperator(EcsRunTaskOperator):
         self.outcome_retries = outcome_retries or {}
         self.step_timeout = step_timeout
         self.poll_interval = poll_interval
+        self.resume_delay = resume_delay
         self.environment = environment
         self.metrics_namespace = metrics_namespace
         self.audit_log_group = audit_log_group
@@ -119,13 +150,29 @@ class EcsJobOperator(EcsRunTaskOperator):
         self.step_run: StepRun | None = None  # this try's result, for the alert callbacks
 
     def render_template_fields(self, context, jinja_env=None) -> None:
-        """Render ``matrix`` first so the other fields' templates can use ``{{ matrix.<axis> }}``."""
-        if self.matrix is not None:
-            self.matrix = self.render_template(self.matrix, context, jinja_env)
-            context["matrix"] = self.matrix
-        super().render_template_fields(context, jinja_env)
+        """Render ``matrix`` first so the other fields' templates can use ``{{ matrix.<axis> }}``; a run
+        without a logical date renders as of its ``run_after`` (``ecsjobs.templating``). A template that
+        cannot render fails the step at once: no retry can fix it."""
+        with_run_dates(context)
+        jinja_env = jinja_env or self.get_template_env()
+        try:
+            if self.matrix is not None:
+                self.matrix = self.render_template(self.matrix, context, jinja_env)
+                context["matrix"] = self.matrix
+            super().render_template_fields(context, jinja_env)
+        except jinja2.TemplateError as error:
+            raise AirflowFailException(f"{self._failing_field(context, jinja_env)}: {error}") from None
         if self.matrix:
             self.overrides = _with_matrix_environment(self.overrides, self.container_name, self.matrix)
+
+    def _failing_field(self, context, jinja_env) -> str:
+        """Which template field does not render (rendering a rendered field again changes nothing)."""
+        for name in self.template_fields:
+            try:
+                self.render_template(getattr(self, name), context, jinja_env)
+            except jinja2.TemplateError:
+                return f"template error in {name!r}"
+        return "template error"
 
     # -- starting -------------------------------------------------------------------------------------------
 
@@ -133,7 +180,7 @@ class EcsJobOperator(EcsRunTaskOperator):
         ti = context["ti"]
         self._started_by = started_by_for(ti)
         history = self._history()
-        own = next((t for t in history if _tag(t, TRY_TAG) == str(ti.try_number)), None)
+        own = next((t for t in history if _try(t) == ti.try_number), None)
         running = next((t for t in history if t.get("lastStatus") != "STOPPED"), None)
         if own or running:
             task = own or running
@@ -141,16 +188,25 @@ class EcsJobOperator(EcsRunTaskOperator):
             self.log.info(
                 "Found this step's ECS task %s (%s); not starting another", self.arn, task["lastStatus"]
             )
-        else:
-            spot_losses = sum(
-                1
-                for t in history
-                if _tag(t, LAUNCH_TAG) != "on_demand"
-                and judge_task(t, main_container=self.container_name).cls == OutcomeClass.INFRASTRUCTURE_LOSS
-            )
-            # Earlier tries with no ECS task of their own could not start one: RunTask found no capacity.
-            taskless = ti.try_number - 1 - len({_tag(t, TRY_TAG) for t in history})
-            launch = self._start(context, spot_losses, taskless)
+            return self._waiting(context, launch)
+        earlier = [(t, self._judge(t)) for t in self._since_last_clear(ti, history)]
+        succeeded = [(t, outcome) for t, outcome in earlier if outcome.succeeded]
+        if succeeded:
+            return self._adopt(context, *succeeded[-1])
+        if earlier and self._was_final(ti, earlier):
+            return self._adopt(context, *earlier[-1])
+        spot_losses = sum(
+            1
+            for t, outcome in earlier
+            if _tag(t, LAUNCH_TAG) != "on_demand" and outcome.cls == OutcomeClass.INFRASTRUCTURE_LOSS
+        )
+        # Earlier tries with no ECS task of their own could not start one: RunTask found no capacity.
+        taskless = ti.try_number - 1 - cleared_after(ti, self.retries) - len({_try(t) for t, _ in earlier})
+        self._waiting(context, self._start(context, spot_losses, taskless))
+
+    def _waiting(self, context, launch: str) -> None:
+        """Record the task this try waits for (XCom, links), then defer to the shared poller."""
+        ti = context["ti"]
         ti.xcom_push(key="ecs_task_arn", value=self.arn)
         ti.xcom_push(key="ecs_launch", value=launch)
         self._persist_links(context)
@@ -169,6 +225,7 @@ class EcsJobOperator(EcsRunTaskOperator):
                 log_stream=self._get_logs_stream_name(),
                 botocore_config=self.botocore_config,
                 late_alert=self._late_alert(context, launch, started),
+                not_before=time.time() + self.resume_delay if self.resume_delay else None,
                 **({"stop_reason": timeout_stop_reason(self.step_timeout)} if self.step_timeout else {}),
             ),
             method_name="execute_complete",
@@ -189,7 +246,52 @@ class EcsJobOperator(EcsRunTaskOperator):
                 cluster=self.cluster, tasks=arns[i : i + 100], include=["TAGS"]
             )
             tasks += response["tasks"]
-        return sorted(tasks, key=lambda t: int(_tag(t, TRY_TAG) or 0))
+        return sorted(tasks, key=_try)
+
+    def _since_last_clear(self, ti, history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The stopped ECS tasks of the earlier tries since the task instance was last cleared: the tries
+        whose failures count against the retry budgets, and whose success a retry adopts."""
+        first = cleared_after(ti, self.retries)
+        return [t for t in history if first < _try(t) < ti.try_number and t.get("lastStatus") == "STOPPED"]
+
+    def _judge(self, task: dict[str, Any]) -> Outcome:
+        """The outcome of a stopped task, every essential container of its task definition deciding."""
+        essential = essential_containers(self.client, task)
+        return judge_task(task, essential=essential, main_container=self.container_name)
+
+    def ecs_result(self, ti) -> tuple[dict[str, Any] | None, Outcome | None]:
+        """The ECS task ``ti``'s try started and its outcome (None while it runs); (None, None) without one.
+        For alerts about a try that Airflow failed without its result."""
+        self._started_by = started_by_for(ti)
+        task = next((t for t in self._history() if _try(t) == ti.try_number), None)
+        if task is None or task.get("lastStatus") != "STOPPED":
+            return task, None
+        return task, self._judge(task)
+
+    def _was_final(self, ti, earlier: list[tuple[dict[str, Any], Outcome]]) -> bool:
+        """Whether the latest earlier try's failure left no retry (its class's budget or the step's retries
+        spent), so that Airflow should not have retried it: the race of the module docstring, on a failure."""
+        task, outcome = earlier[-1]
+        failures = sum(1 for _, other in earlier if other.cls == outcome.cls)
+        budget = allowed_retries(outcome.cls, self.outcome_retries)
+        return failures > budget or _try(task) > ti.max_tries - ADOPTION_RESERVE
+
+    def _adopt(self, context, task: dict[str, Any], outcome: Outcome) -> Any:
+        """Take an earlier try's result (its ECS task succeeded, or failed with no retry left) as this try's,
+        without starting another task."""
+        ti = context["ti"]
+        self.arn, launch = task["taskArn"], _tag(task, LAUNCH_TAG) or self.launch
+        self.log.warning(
+            "The ECS task %s of try %s ended (%s), but Airflow did not record that try's result "
+            "(apache/airflow#72716): this try adopts it instead of starting another task",
+            self.arn,
+            _try(task),
+            outcome.cls,
+        )
+        ti.xcom_push(key="ecs_task_arn", value=self.arn)
+        ti.xcom_push(key="ecs_launch", value=launch)
+        self._persist_links(context)
+        return self._finish(context, outcome, launch, task, adopted_from=_try(task))
 
     def _persist_links(self, context) -> None:
         region, partition = self.hook.conn_region_name, self.hook.conn_partition
@@ -239,7 +341,7 @@ class EcsJobOperator(EcsRunTaskOperator):
             # One token per try and placement: a resumed try gets its own task back from RunTask itself.
             self.client_token = generate_uuid(self._started_by, str(try_number), launch)
             request = self.run_task_request(on_demand=on_demand, try_number=try_number, launch=launch)
-            response = self.client.run_task(**request)
+            response = self._run_task(context, request, launch, taskless_tries)
             if response["tasks"]:
                 self.arn = response["tasks"][0]["taskArn"]
                 self.log.info("Started ECS task %s on %s", self.arn, _launch_text(request))
@@ -254,6 +356,23 @@ class EcsJobOperator(EcsRunTaskOperator):
                 time.sleep(CAPACITY_RETRY_DELAYS[capacity_failures - 1])
             else:
                 self._fail(context, outcome, launch=launch, earlier=taskless_tries)
+
+    def _run_task(self, context, request: dict[str, Any], launch: str, taskless_tries: int) -> dict[str, Any]:
+        """RunTask; a request ECS refuses (a missing task definition, an invalid parameter, overrides over
+        8,192 characters, access denied) fails the step at once: no retry can fix it. Throttling and server
+        errors that outlast botocore's retries leave the step to Airflow's retries."""
+        length = len(json.dumps(request["overrides"], separators=(",", ":")))
+        if length > MAX_OVERRIDES_LENGTH:
+            reason = f"the RunTask overrides are {length} characters; ECS allows {MAX_OVERRIDES_LENGTH}"
+            self._fail(context, judge_rejected(reason), launch=launch, earlier=taskless_tries)
+        try:
+            return self.client.run_task(**request)
+        except ClientError as error:
+            if is_transient(error):
+                raise
+            details = error.response.get("Error", {})
+            reason = f"RunTask refused: {details.get('Code', 'ClientError')}: {details.get('Message', error)}"
+            self._fail(context, judge_rejected(reason), launch=launch, earlier=taskless_tries)
 
     def run_task_request(
         self, on_demand: bool = False, try_number: int | None = None, launch: str | None = None
@@ -298,45 +417,61 @@ class EcsJobOperator(EcsRunTaskOperator):
         ti = context["ti"]
         self._started_by = started_by_for(ti)
         self.arn = event["task_arn"]
-        history = [_summary(t, self.container_name) for t in self._history() if t["taskArn"] != self.arn]
         launch = ti.xcom_pull(task_ids=ti.task_id, key="ecs_launch", map_indexes=ti.map_index) or self.launch
         if event["status"] == "missing":
-            outcome = judge_missing(self.arn)
-        else:
-            outcome = judge_task(event["task"], main_container=self.container_name)
+            return self._finish(context, judge_missing(self.arn), launch, None)
+        return self._finish(context, self._judge(event["task"]), launch, event["task"])
+
+    def _finish(
+        self,
+        context,
+        outcome: Outcome,
+        launch: str,
+        task: dict[str, Any] | None,
+        adopted_from: int | None = None,
+    ) -> Any:
+        """Report a try's result; return the job's summary on success, else raise (``_fail``)."""
+        ti = context["ti"]
         ti.xcom_push(key="ecs_outcome", value={**outcome.to_dict(), "launch": launch})
         self.log.info("ECS task %s: %s (launch: %s)", self.arn, outcome.describe(), launch)
         lines = self._last_lines(outcome)
         output = _parsed(lines[-1]) if lines else None
         if outcome.succeeded:
-            self._report(context, outcome, launch, True, event["task"], lines, output)
+            self._report(context, outcome, launch, True, task, lines, output, adopted_from)
             return output
-        self._fail(context, outcome, history, launch, event["task"], lines, output)
+        earlier = [t for t in self._since_last_clear(ti, self._history()) if t["taskArn"] != self.arn]
+        history = [self._judge(t).cls for t in earlier]
+        self._fail(context, outcome, history, launch, task, lines, output, adopted_from=adopted_from)
 
     def _fail(
         self,
         context,
         outcome: Outcome,
-        history: list[dict[str, Any]] = (),
+        history: list[OutcomeClass] = (),
         launch: str | None = None,
         task: dict[str, Any] | None = None,
         lines: list[str] = (),
         output: Any = None,
         earlier: int = 0,
-    ) -> None:
-        """Report the try, then raise so that Airflow retries only while its class has retries left.
+        adopted_from: int | None = None,
+    ) -> NoReturn:
+        """Report the try, then raise so that Airflow retries only while its class has retries left and the
+        step's retries are not spent; the adoption reserve is never used for a failure.
 
-        ``earlier``: failures of this class in earlier tries that left no ECS task in ``history``.
+        ``history``: the outcome classes of the earlier tries since the last clear. ``earlier``: failures of
+        this class in earlier tries that left no ECS task in ``history``.
         """
         ti = context["ti"]
-        earlier += sum(1 for summary in history if summary["cls"] == outcome.cls)
+        earlier += history.count(outcome.cls)
         budget = allowed_retries(outcome.cls, self.outcome_retries)
-        retry = earlier < budget
-        final = not (retry and ti.try_number <= ti.max_tries)
-        self._report(context, outcome, launch or self.launch, final, task, lines, output)
+        spent = ti.try_number > ti.max_tries - ADOPTION_RESERVE
+        retry = earlier < budget and not spent
+        self._report(context, outcome, launch or self.launch, not retry, task, lines, output, adopted_from)
         message = outcome.describe() + ("\nLast log lines:\n" + "\n".join(lines) if lines else "")
         if retry:
             raise AirflowException(f"{message}\n(retry {earlier + 1} of {budget} for {outcome.cls})")
+        if earlier < budget:
+            raise AirflowFailException(f"{message}\n(no retry: the step's {self.step_retries} are spent)")
         raise AirflowFailException(f"{message}\n(no retry: {budget} allowed for {outcome.cls})")
 
     def _last_lines(self, outcome: Outcome) -> list[str]:
@@ -361,6 +496,7 @@ class EcsJobOperator(EcsRunTaskOperator):
         task: dict[str, Any] | None = None,
         lines: list[str] = (),
         output: Any = None,
+        adopted_from: int | None = None,
     ) -> StepRun:
         records, errors = self._counts(output, task)
         logs_url = None
@@ -378,6 +514,7 @@ class EcsJobOperator(EcsRunTaskOperator):
             records=records,
             errors=errors,
             final=final,
+            adopted_from=adopted_from,
             last_lines=list(lines),
             log_url=getattr(context["ti"], "log_url", None),
             logs_console_url=logs_url,
@@ -395,16 +532,38 @@ class EcsJobOperator(EcsRunTaskOperator):
             self.log.warning("Logs Insights query for records and errors failed", exc_info=True)
             return None, None
 
-    def _report(self, context, outcome: Outcome, launch: str, final: bool, *details: Any) -> None:
-        """XCom, audit record and metrics of a try with a result; the last two never fail the step."""
-        self.step_run = run = self._step_run(context, outcome, launch, final, *details)
+    def _report(
+        self,
+        context,
+        outcome: Outcome,
+        launch: str,
+        final: bool,
+        task: dict[str, Any] | None = None,
+        lines: list[str] = (),
+        output: Any = None,
+        adopted_from: int | None = None,
+    ) -> None:
+        """XCom, metrics and audit record of a try with a result; the last two never fail the step.
+
+        The audit record is written last: it marks the result as reported. An adopted result whose lost try
+        got that far is not reported again.
+        """
+        self.step_run = run = self._step_run(
+            context, outcome, launch, final, task, lines, output, adopted_from
+        )
         record = run.record()
         context["ti"].xcom_push(key="ecs_run", value=record)
-        if self.audit_log_group:
-            audit.write(self.aws_conn_id, self.region_name, self.audit_log_group, record)
+        if run.adopted_from is not None and self.audit_log_group:
+            stopped = task_stopped_at(task)
+            if audit.reported(self.aws_conn_id, self.region_name, self.audit_log_group, record, stopped):
+                self.log.info("Try %s already reported ECS task %s; not again", run.adopted_from, self.arn)
+                self.step_run = replace(run, reported_before=True)
+                return
         if self.metrics_namespace:
             data = metrics.step_metric_data(run)
             metrics.publish(self.aws_conn_id, self.region_name, self.metrics_namespace, data)
+        if self.audit_log_group:
+            audit.write(self.aws_conn_id, self.region_name, self.audit_log_group, record)
 
 
 def started_by_for(ti) -> str:
@@ -412,14 +571,19 @@ def started_by_for(ti) -> str:
     return generate_uuid(ti.dag_id, ti.task_id, ti.run_id, str(ti.map_index))
 
 
+def cleared_after(ti, retries: int) -> int:
+    """The try after which the task instance was last cleared, 0 if never: a clear sets ``max_tries`` to the
+    try number plus the task's ``retries`` (Airflow 3.2 and 3.3), retries leave it alone."""
+    return max(0, min(ti.max_tries - retries, ti.try_number - 1))
+
+
 def _tag(task: dict[str, Any], key: str) -> str | None:
     return next((t["value"] for t in task.get("tags", []) if t.get("key") == key), None)
 
 
-def _summary(task: dict[str, Any], container: str) -> dict[str, Any]:
-    """What ``execute_complete`` needs to know of an earlier try's task: its outcome class."""
-    cls = judge_task(task, main_container=container).cls if task.get("lastStatus") == "STOPPED" else "running"
-    return {"task_arn": task["taskArn"], "try": _tag(task, TRY_TAG), "cls": cls}
+def _try(task: dict[str, Any]) -> int:
+    """The Airflow try that started an ECS task (0 if the tag is gone)."""
+    return int(_tag(task, TRY_TAG) or 0)
 
 
 def _launch_text(request: dict[str, Any]) -> str:

@@ -32,6 +32,7 @@ class OutcomeClass(StrEnum):
     STOPPED_EXTERNALLY = "stopped_externally"
     TIMED_OUT = "timed_out"
     MISSING = "missing"
+    REJECTED = "rejected"
 
 
 DEFAULT_RETRIES: dict[OutcomeClass, int] = {
@@ -46,6 +47,9 @@ DEFAULT_RETRIES: dict[OutcomeClass, int] = {
     OutcomeClass.STOPPED_EXTERNALLY: 0,
     OutcomeClass.TIMED_OUT: 0,
     OutcomeClass.MISSING: 0,
+    # ECS refused the request itself (a missing task definition, an invalid parameter, overrides over the size
+    # limit, access denied): the same request is refused again. Not in the catalog's retry_policy.
+    OutcomeClass.REJECTED: 0,
 }
 INFRASTRUCTURE_CLASSES = frozenset(
     {OutcomeClass.INFRASTRUCTURE_LOSS, OutcomeClass.FAILED_TO_START, OutcomeClass.NO_CAPACITY}
@@ -223,7 +227,7 @@ def judge_task(
 
     :param task: one element of DescribeTasks' ``tasks``, as boto3 returns it.
     :param essential: names of the task definition's essential containers (DescribeTasks does not say
-        which are). None: ``main_container`` alone, or without it every container, is essential.
+        which are; ``ecsjobs.taskdefs`` looks them up). None: every container decides.
     :param main_container: the job's own container: it decides among equals and is reported when no
         container failed.
     """
@@ -266,6 +270,18 @@ def judge_run_task_failures(failures: list[dict[str, Any]]) -> Outcome:
     )
 
 
+def judge_rejected(reason: str) -> Outcome:
+    """The outcome of a RunTask request that ECS (or the size check before it) refused: no task exists."""
+    return Outcome(
+        cls=OutcomeClass.REJECTED,
+        task_arn=None,
+        exit_code=None,
+        container=None,
+        stop_code=None,
+        reason=reason,
+    )
+
+
 def judge_missing(task_arn: str) -> Outcome:
     """The outcome of a task DescribeTasks answers ``MISSING`` for: it aged out, its end is unknown."""
     return Outcome(
@@ -290,7 +306,7 @@ def allowed_retries(outcome: OutcomeClass, policy: RetryPolicy | Mapping[str, in
 def _essential_containers(task: Task, essential: Collection[str] | None, main: str | None) -> list[Container]:
     """The deciding candidates in task order, the main container first; an unknown name is a config error."""
     present = [container["name"] for container in task.get("containers", [])]
-    wanted = set(essential) if essential is not None else {main} if main else set(present)
+    wanted = set(essential) if essential is not None else set(present)
     if not wanted:
         raise ValueError(f"ECS task {task.get('taskArn')}: no essential container to judge it by")
     if unknown := wanted.difference(present):

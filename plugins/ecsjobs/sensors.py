@@ -11,10 +11,12 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
+from airflow.providers.amazon.aws.hooks.ecs import EcsHook
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from ecsjobs.outcome import judge_missing, judge_task
+from ecsjobs.taskdefs import essential_containers
 from ecsjobs.triggers import EcsTaskWaitTrigger
 
 
@@ -23,7 +25,8 @@ class EcsTaskCompletionSensor(BaseSensorOperator):
 
     :param task_arn: the task to wait for (templated, e.g. from an upstream XCom).
     :param cluster: its cluster (templated).
-    :param essential_containers: names of the essential containers; by default every container decides.
+    :param essential_containers: names of the essential containers; by default those of the task's
+        definition (DescribeTaskDefinition).
     :param poll_interval: seconds between polls of the shared poller.
     """
 
@@ -69,7 +72,11 @@ class EcsTaskCompletionSensor(BaseSensorOperator):
         if event["status"] == "missing":
             outcome = judge_missing(event["task_arn"])
         else:
-            outcome = judge_task(event["task"], essential=self.essential_containers)
+            essential = self.essential_containers
+            if essential is None:
+                client = EcsHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name).conn
+                essential = essential_containers(client, event["task"])
+            outcome = judge_task(event["task"], essential=essential)
         self.log.info("ECS task %s: %s", event["task_arn"], outcome.describe())
         if not outcome.succeeded:
             raise AirflowFailException(outcome.describe())

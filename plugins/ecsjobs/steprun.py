@@ -16,6 +16,9 @@ class StepRun:
     :param final: no further try follows: the step's result is this try's.
     :param fallback: the try ran on demand because Spot had failed the step before.
     :param records: records processed, from the job's JSON summary line (None when it logged none).
+    :param max_tries: the step's own tries less one, without the adoption reserve (``ecsjobs.operators``).
+    :param adopted_from: the earlier try whose succeeded ECS task this try took as its result, because
+        Airflow had failed that try (``ecsjobs.operators``); None when this try ran its own task.
     """
 
     environment: str
@@ -27,6 +30,7 @@ class StepRun:
     try_number: int
     max_tries: int
     outcome: str
+    container: str | None
     exit_code: int | None
     stop_code: str | None
     reason: str
@@ -37,8 +41,11 @@ class StepRun:
     records: float | None
     errors: float | None
     final: bool
-    # Not part of the audit record: what an alert shows besides it.
+    adopted_from: int | None = None
+    # Not part of the audit record: what an alert shows besides it, and whether an earlier try that Airflow
+    # lost had already reported (and alerted) this result.
     last_lines: list[str] = field(default_factory=list, repr=False)
+    reported_before: bool = field(default=False, repr=False)
     log_url: str | None = field(default=None, repr=False)
     logs_console_url: str | None = field(default=None, repr=False)
 
@@ -49,7 +56,7 @@ class StepRun:
     def record(self) -> dict[str, Any]:
         """The audit record: one flat JSON object."""
         data = asdict(self)
-        for name in ("last_lines", "log_url", "logs_console_url"):
+        for name in ("last_lines", "log_url", "logs_console_url", "reported_before"):
             data.pop(name)
         return data
 
@@ -65,8 +72,9 @@ class StepRun:
             run_id=ti.run_id,
             logical_date=logical_date.isoformat() if logical_date else None,
             try_number=ti.try_number,
-            max_tries=ti.max_tries,
+            max_tries=ti.max_tries - getattr(context.get("task"), "adoption_reserve", 0),
             outcome=outcome.cls.value if outcome else "running",
+            container=outcome.container if outcome else None,
             exit_code=outcome.exit_code if outcome else None,
             stop_code=outcome.stop_code if outcome else None,
             reason=outcome.reason if outcome else "",
@@ -81,6 +89,11 @@ def task_duration(task: dict[str, Any] | None) -> float | None:
         return None
     started, stopped = (_moment(task[key]) for key in ("startedAt", "stoppedAt"))
     return round((stopped - started).total_seconds(), 3)
+
+
+def task_stopped_at(task: dict[str, Any] | None) -> datetime | None:
+    """When the task stopped, None if it has not (or is unknown)."""
+    return _moment(task["stoppedAt"]) if task and task.get("stoppedAt") else None
 
 
 def _moment(value: str | datetime) -> datetime:

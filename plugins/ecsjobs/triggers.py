@@ -57,6 +57,8 @@ class EcsTaskWaitTrigger(BaseTrigger):
     :param late_alert: ``{"at": epoch seconds, "slack_conn_id": ..., "message": alerts.Message as a dict}``:
         the "running late" Slack alert to send if the task is still running at ``at``. A triggerer restart
         after ``at`` sends it again.
+    :param not_before: epoch seconds before which the event is held back: Airflow may take a trigger that
+        fires within seconds of its task deferring for a failure of the resumed try (apache/airflow#72716).
     """
 
     def __init__(
@@ -74,6 +76,7 @@ class EcsTaskWaitTrigger(BaseTrigger):
         log_region_name: str | None = None,
         botocore_config: dict | None = None,
         late_alert: dict[str, Any] | None = None,
+        not_before: float | None = None,
     ):
         super().__init__()
         self.cluster = cluster
@@ -89,6 +92,7 @@ class EcsTaskWaitTrigger(BaseTrigger):
         self.log_region_name = log_region_name
         self.botocore_config = botocore_config
         self.late_alert = late_alert
+        self.not_before = not_before
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -107,6 +111,7 @@ class EcsTaskWaitTrigger(BaseTrigger):
                 "log_region_name": self.log_region_name,
                 "botocore_config": self.botocore_config,
                 "late_alert": self.late_alert,
+                "not_before": self.not_before,
             },
         )
 
@@ -124,6 +129,8 @@ class EcsTaskWaitTrigger(BaseTrigger):
             await poller.unwatch(self.task_arn, future)
         event = self._event(sighting, stopped_at_deadline)
         self.log.info("ECS task %s: %s.", self.task_arn, event["status"])
+        if self.not_before is not None:
+            await asyncio.sleep(max(0.0, self.not_before - time.time()))
         yield TriggerEvent(event)
 
     async def on_kill(self) -> None:

@@ -385,11 +385,12 @@ def test_client_token_returns_the_same_task(cloud: Env) -> None:
 
 def test_overrides_over_8192_characters_are_refused_as_ecs_refuses_them(cloud: Env) -> None:
     started_by = uuid.uuid4().hex[:12]
-    # {"containerOverrides":[{"name":"main","environment":[{"name":"BIG","value":"..."}]}]} is 75 characters
-    cloud.run(env={"BIG": "x" * (8192 - 75)}, startedBy=started_by)  # exactly at the limit
+    # {"containerOverrides":[{"name":"main","environment":[{"name":"BIG","value":""}]}]}, in compact JSON
+    frame = 82
+    cloud.run(env={"BIG": "x" * (8192 - frame)}, startedBy=started_by)  # exactly at the limit
 
     with pytest.raises(ClientError) as refused:
-        cloud.run(env={"BIG": "x" * (8192 - 74)}, startedBy=started_by)
+        cloud.run(env={"BIG": "x" * (8192 - frame + 1)}, startedBy=started_by)
 
     error = refused.value.response["Error"]
     assert (error["Code"], error["Message"]) == (

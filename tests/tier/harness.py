@@ -14,6 +14,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import boto3
 from airflow import __version__ as airflow_version
 
 from ecsjobs.operators import started_by_for
@@ -33,13 +34,9 @@ FAST_AIRFLOW = {
     "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "2",
     "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "15",
     "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-    # A task process's supervisor notices the process has exited (after it deferred, say) only at its next
-    # heartbeat check, 5 s by default. A trigger that fires before the scheduler has seen that exit makes
-    # Airflow 3.3.2 take the stale exit for a failure and retry the task (apache/airflow#72716, #66374):
-    # with 3 s test tasks that happens often, with real batch jobs rarely. 1 s keeps the tier clear of it.
-    "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
 }
 FINISHED = ("success", "failed")
+LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 
 
 def tier_catalog(folder: Path) -> Path:
@@ -80,6 +77,14 @@ class Tier:
 
     def slack_messages(self) -> list[dict]:
         return _json_call("GET", self.slack_url + "/messages")
+
+    def audit(self, job: str, since: float) -> list[dict]:
+        """The job's audit records written since ``since`` (epoch seconds), from the local CloudWatch Logs."""
+        logs = boto3.client("logs", endpoint_url=self.aws_url, region_name="us-east-1", **LOCAL_CREDENTIALS)
+        pages = logs.get_paginator("filter_log_events").paginate(
+            logGroupName="/batch-jobs/audit", logStreamNames=[job], startTime=int(since * 1000)
+        )
+        return [json.loads(event["message"]) for page in pages for event in page["events"]]
 
     # -- Airflow ---------------------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -71,6 +72,23 @@ def page(chromium: str, tier: Tier) -> Iterator:
             browser.close()
 
 
+def _until_listed(page, job: str, timeout: float = 180) -> None:
+    """Reload the DAG list until it shows ``job``: on a loaded machine the list can come up before the DAG
+    processor has stored the catalog's DAGs ("0 Dags"), and the page does not refresh by itself."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    link = page.get_by_role("link", name=job, exact=True)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            link.wait_for(timeout=15_000)
+            return
+        except PlaywrightTimeout:
+            if time.monotonic() > deadline:
+                raise
+            page.reload()
+
+
 def _aws_console_stand_in(route) -> None:
     route.fulfill(status=200, content_type="text/html", body="<title>AWS console (stand-in)</title>")
 
@@ -85,6 +103,7 @@ def test_a_user_finds_the_jobs_triggers_one_from_its_form_and_opens_a_step_link(
     page.get_by_label("Password").fill("admin")
     page.get_by_role("button", name="Sign in").click()
     page.get_by_role("link", name="Dags", exact=True).click()
+    _until_listed(page, next(iter(JOBS)))
 
     for job, tags in JOBS.items():
         name = page.get_by_role("link", name=job, exact=True)
