@@ -221,6 +221,17 @@ def test_a_burst_of_server_errors_delays_a_wait_by_at_most_the_interval_plus_10_
     assert max(gaps) <= INTERVAL + 1, f"a call retried inside botocore, or a round backed off: {gaps}"
 
 
+def test_not_before_holds_the_event_back_until_then(aws, ecs):
+    """``resume_delay``: a task that stops within seconds of the step deferring resumes it no sooner."""
+    (arn,) = _start(aws, ecs, 1, duration=0.5)
+    not_before = time.time() + 4
+
+    (event,) = _wait_all([_trigger(arn, not_before=not_before)])
+
+    assert event["status"] == "stopped"
+    assert event["detected_at"] < not_before <= time.time()  # seen at once, reported when due
+
+
 def test_a_task_ecs_does_not_know_is_missing_after_a_grace_period(aws, ecs, monkeypatch):
     monkeypatch.setattr(poller, "MISSING_GRACE", 2 * INTERVAL)
     (known,) = _start(aws, ecs, 1, duration=1)

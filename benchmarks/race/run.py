@@ -144,9 +144,9 @@ def _measure(api, aws: str, job: str, run_ids: list[str]) -> dict:
 
 def _table(report: dict) -> str:
     lines = [
-        f"{report['date']}, {report['rounds']} rounds of each variant side by side, a CPU-bound process beside",
+        f"{report['date']}, {report['rounds']} rounds of each variant side by side, a CPU-bound process too",
         "",
-        "| resume_delay | task instances | lost tries (adopted) | not one ECS task or failed | median run (s) |",
+        "| resume_delay | task instances | lost tries (adopted) | not 1 ECS task or failed | median run s |",
         "|---|--:|--:|--:|--:|",
     ]
     for v in report["variants"]:
