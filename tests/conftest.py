@@ -6,6 +6,7 @@ reads or writes ``~/airflow``.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -33,8 +34,12 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
 @pytest.fixture(autouse=True)
 def _no_parsing_context(monkeypatch) -> None:
-    """Airflow 3.2's ``dag.test()`` leaves the parsing context of its DAG in the environment; a later test's
-    DAG file parse would then build only that DAG, as a worker would."""
+    clear_parsing_context(monkeypatch)
+
+
+def clear_parsing_context(monkeypatch) -> None:
+    """Airflow 3.2's ``dag.test()`` leaves the parsing context of its DAG in the environment; a later DAG file
+    parse would then build only that DAG, as a worker would."""
     for name in ("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "_AIRFLOW_PARSING_CONTEXT_TASK_ID"):
         monkeypatch.delenv(name, raising=False)
 
@@ -138,6 +143,7 @@ def run_job(config_dir: Path, monkeypatch, airflow_db, aws):
         family: str | None = None,
         container: str | None = None,
         logical_date: datetime | None = NEXT_DAY,
+        environment: dict[str, str] | None = None,
         **rule,
     ):
         default_family, default_container = (
@@ -146,12 +152,18 @@ def run_job(config_dir: Path, monkeypatch, airflow_db, aws):
         family, container = family or default_family, container or default_container
         if scenario is not None:
             aws.post("/_local/scenarios", {"match": {"env": {"CASE": case}}, "scenario": scenario, **rule})
+        variables = "".join(f"  {k}: {json.dumps(v)}\n" for k, v in (environment or {}).items())
         job = ONE_STEP_JOB.format(
-            family=family, container=container, launch=launch, case=case, extra=textwrap.dedent(extra)
+            family=family,
+            container=container,
+            launch=launch,
+            case=case,
+            extra=variables + textwrap.dedent(extra),
         )
         (config_dir / "jobs" / f"{case}.yaml").write_text(job)
         from ecsjobs.loader import load_dags
 
+        clear_parsing_context(monkeypatch)  # the test's earlier run_job may have left one
         dag = load_dags()[case]
         if logical_date is NEXT_DAY:
             logical_date = datetime(2026, 4, next(days), tzinfo=UTC)

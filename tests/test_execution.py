@@ -330,7 +330,7 @@ LOGGING = {
     "case, job, reason",
     [
         ("missing_definition", {"family": "no-such-family"}, "ClientException"),
-        ("huge_overrides", {"extra": f"  BIG: '{'x' * 9000}'\n"}, "ECS allows 8192"),
+        ("huge_overrides", {"environment": {"BIG": "x" * 9000}}, "ECS allows 8192"),
     ],
 )
 def test_a_request_ecs_refuses_fails_at_once_with_one_alert(run_job, aws, slack, case, job, reason):
@@ -345,7 +345,7 @@ def test_a_request_ecs_refuses_fails_at_once_with_one_alert(run_job, aws, slack,
 def test_a_run_without_a_logical_date_renders_its_dates_from_run_after(run_job):
     """What ``POST /dagRuns`` with ``"logical_date": null`` makes: Airflow gives templates no ``ds``."""
     before = datetime.now(UTC)
-    result = run_job("no_date", {**QUICK}, logical_date=None, extra='  JOB_DATE: "{{ ds }}"\n')
+    result = run_job("no_date", {**QUICK}, logical_date=None, environment={"JOB_DATE": "{{ ds }}"})
 
     assert (result.dag_run.logical_date, result.state) == (None, "success")
     (task,) = result.tasks
@@ -353,11 +353,12 @@ def test_a_run_without_a_logical_date_renders_its_dates_from_run_after(run_job):
 
 
 def test_a_template_error_fails_at_once_naming_the_field(run_job, aws, slack):
-    result = run_job("bad_template", None, extra="  OOPS: '{{ no_such_thing.x }}'\n")
+    result = run_job("bad_template", None, environment={"OOPS": "{{ no_such_thing.x }}"})
 
     assert (result.state, result.tasks) == ("failed", [])
     (message,) = slack.get("/messages")
-    assert "template error in 'overrides'" in json.dumps(message["blocks"])
+    assert "rejected" in message["text"]
+    assert "template error in 'overrides': 'no_such_thing' is undefined" in json.dumps(message["blocks"])
 
 
 def test_a_step_uses_the_output_a_previous_step_logged(run_job, aws):

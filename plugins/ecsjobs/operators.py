@@ -152,7 +152,7 @@ class EcsJobOperator(EcsRunTaskOperator):
     def render_template_fields(self, context, jinja_env=None) -> None:
         """Render ``matrix`` first so the other fields' templates can use ``{{ matrix.<axis> }}``; a run
         without a logical date renders as of its ``run_after`` (``ecsjobs.templating``). A template that
-        cannot render fails the step at once: no retry can fix it."""
+        cannot render fails the step at once as ``rejected``: no retry can fix it."""
         with_run_dates(context)
         jinja_env = jinja_env or self.get_template_env()
         try:
@@ -161,7 +161,8 @@ class EcsJobOperator(EcsRunTaskOperator):
                 context["matrix"] = self.matrix
             super().render_template_fields(context, jinja_env)
         except jinja2.TemplateError as error:
-            raise AirflowFailException(f"{self._failing_field(context, jinja_env)}: {error}") from None
+            reason = f"{self._failing_field(context, jinja_env)}: {error}"
+            self._fail(context, judge_rejected(reason))
         if self.matrix:
             self.overrides = _with_matrix_environment(self.overrides, self.container_name, self.matrix)
 
@@ -471,7 +472,9 @@ class EcsJobOperator(EcsRunTaskOperator):
         if retry:
             raise AirflowException(f"{message}\n(retry {earlier + 1} of {budget} for {outcome.cls})")
         if earlier < budget:
-            raise AirflowFailException(f"{message}\n(no retry: the step's {self.step_retries} are spent)")
+            raise AirflowFailException(
+                f"{message}\n(no retry: the step's {self.step_retries} retries are spent)"
+            )
         raise AirflowFailException(f"{message}\n(no retry: {budget} allowed for {outcome.cls})")
 
     def _last_lines(self, outcome: Outcome) -> list[str]:

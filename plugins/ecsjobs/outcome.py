@@ -117,6 +117,8 @@ class Outcome:
 
     def describe(self) -> str:
         """One line for errors and alerts: class, deciding container and exit code, stop code and reason."""
+        if self.cls is OutcomeClass.REJECTED:
+            return f"rejected: {self.reason}"
         if self.container is None:
             subject = f"task {self.task_arn}" if self.task_arn else "RunTask started no task"
         elif self.exit_code is None:
@@ -271,7 +273,8 @@ def judge_run_task_failures(failures: list[dict[str, Any]]) -> Outcome:
 
 
 def judge_rejected(reason: str) -> Outcome:
-    """The outcome of a RunTask request that ECS (or the size check before it) refused: no task exists."""
+    """The outcome of a request that could not be sent (a template that does not render, overrides over the
+    size limit) or that ECS refused: no task exists."""
     return Outcome(
         cls=OutcomeClass.REJECTED,
         task_arn=None,

@@ -17,8 +17,8 @@ class StepRun:
     :param fallback: the try ran on demand because Spot had failed the step before.
     :param records: records processed, from the job's JSON summary line (None when it logged none).
     :param max_tries: the step's own tries less one, without the adoption reserve (``ecsjobs.operators``).
-    :param adopted_from: the earlier try whose succeeded ECS task this try took as its result, because
-        Airflow had failed that try (``ecsjobs.operators``); None when this try ran its own task.
+    :param adopted_from: the earlier try whose ECS task's result this try took as its own, because Airflow
+        had lost that try (``ecsjobs.operators``); None when this try ran its own task.
     """
 
     environment: str
