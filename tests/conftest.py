@@ -21,7 +21,7 @@ from types import SimpleNamespace
 import pytest
 
 from local.settings import REPO, Ports, airflow_env
-from tests.support import ONE_STEP_JOB, LocalServer, container_environment
+from tests.support import LocalServer, container_environment, one_step_job
 
 _HOME = Path(tempfile.mkdtemp(prefix="ecsjobs-test-airflow-"))
 _PORTS = Ports(aws=0, slack=0, api=0)  # real ports are picked by the server fixtures
@@ -144,6 +144,7 @@ def run_job(config_dir: Path, monkeypatch, airflow_db, aws):
         container: str | None = None,
         logical_date: datetime | None = NEXT_DAY,
         environment: dict[str, str] | None = None,
+        retries: int = 3,
         **rule,
     ):
         default_family, default_container = (
@@ -153,13 +154,7 @@ def run_job(config_dir: Path, monkeypatch, airflow_db, aws):
         if scenario is not None:
             aws.post("/_local/scenarios", {"match": {"env": {"CASE": case}}, "scenario": scenario, **rule})
         variables = "".join(f"  {k}: {json.dumps(v)}\n" for k, v in (environment or {}).items())
-        job = ONE_STEP_JOB.format(
-            family=family,
-            container=container,
-            launch=launch,
-            case=case,
-            extra=variables + textwrap.dedent(extra),
-        )
+        job = one_step_job(case, variables + textwrap.dedent(extra), family, container, launch, retries)
         (config_dir / "jobs" / f"{case}.yaml").write_text(job)
         from ecsjobs.loader import load_dags
 

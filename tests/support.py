@@ -102,11 +102,25 @@ start_date: 2026-01-01
 task_definition: {family}
 container: {container}
 launch: {launch}
-retries: 3
+retries: {retries}
 retry_delay: 1s
 environment:
   CASE: "{case}"
 {extra}"""
+
+
+def one_step_job(
+    case: str,
+    extra: str = "",
+    family: str = "data-processor",
+    container: str = "batch-container",
+    launch: str = "fargate",
+    retries: int = 3,
+) -> str:
+    """``ONE_STEP_JOB`` filled in: ``extra`` adds top-level keys (or environment lines indented by two)."""
+    return ONE_STEP_JOB.format(
+        family=family, container=container, launch=launch, retries=retries, case=case, extra=extra
+    )
 
 
 class TaskInstance(SimpleNamespace):

@@ -104,7 +104,7 @@ def test_a_final_failure_alerts_with_every_field(run_job, slack, aws):
 
 
 def test_a_timeout_alerts_as_a_timeout(run_job, slack):
-    result = run_job("slow_alert", {**QUICK, "duration": 60}, extra="timeout: 3s\nretries: 0\n")
+    result = run_job("slow_alert", {**QUICK, "duration": 60}, retries=0, extra="timeout: 3s\n")
 
     assert result.state == "failed"
     (message,) = slack.get("/messages")
@@ -366,14 +366,10 @@ def test_a_try_airflow_failed_after_its_ecs_task_succeeded_is_no_failure_of_the_
 
     from ecsjobs.catalog import load_catalog
     from ecsjobs.factory import build_dag
-    from tests.support import ONE_STEP_JOB, TaskInstance
+    from tests.support import TaskInstance, one_step_job
 
     extra = "alerts: {events: [failure, retry]}\n"
-    (config_dir / "jobs" / "lost.yaml").write_text(
-        ONE_STEP_JOB.format(
-            family="data-processor", container="batch-container", launch="fargate", case="lost", extra=extra
-        )
-    )
+    (config_dir / "jobs" / "lost.yaml").write_text(one_step_job("lost", extra))
     aws.post("/_local/scenarios", {"match": {"env": {"CASE": "lost"}}, "scenario": QUICK})
     catalog = load_catalog(config_dir, "local")
     operator = build_dag(catalog.jobs["lost"], catalog.environment, "local").get_task("run")

@@ -37,6 +37,8 @@ def test_quick_run_reports_every_variant_and_ratio():
         ("B", "dag-factory"),
         ("B", "dags/ecs_jobs.py"),
         ("B", "dags/ecs_jobs.py, worker"),
+        ("C", "dags/ecs_jobs.py, hostile files"),
+        ("C", "dags/catalog_errors.py, hostile files"),
     }
     assert variants[("A", "dags/ecs_jobs.py")]["dags"] == len(list((REPO / "config" / "jobs").glob("*.yaml")))
     assert variants[("A", "dags/ecs_jobs.py, worker")]["dags"] == 1
@@ -48,6 +50,12 @@ def test_quick_run_reports_every_variant_and_ratio():
 
     comparisons = {c["name"].split(":")[0]: c for c in results["comparisons"] if c["target"]}
     assert comparisons["A"]["target"] == "<= 1.15" and comparisons["B"]["target"] == ">= 2"
+    assert comparisons["C"]["target"] == "<= 1.2"
+    # the hostile files build no DAG and do not hide the shipped jobs' DAGs
+    assert (
+        variants[("C", "dags/ecs_jobs.py, hostile files")]["dags"]
+        == variants[("A", "dags/ecs_jobs.py")]["dags"]
+    )
     for comparison in results["comparisons"]:
         assert comparison["wall_ratio"] > 0 and comparison["parse_ratio"] > 0
     for comparison in comparisons.values():

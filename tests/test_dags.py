@@ -85,6 +85,19 @@ def test_params_become_the_trigger_form(dags):
     assert from_date.schema["format"] == "date"
 
 
+def test_a_param_that_feeds_the_matrix_is_bounded_by_it(dags):
+    """An empty list or one over the combination cap is refused by the form and the REST API (which validate
+    the ``Param``), before a run exists."""
+    from airflow.sdk.definitions.param import ParamValidationError
+
+    customers = dags["report_generator"].params.get_param("customers")
+    assert (customers.schema["minItems"], customers.schema["maxItems"]) == (1, 1024)
+    assert customers.resolve(["a"] * 1024) == ["a"] * 1024
+    for refused in ([], ["a"] * 1025):
+        with pytest.raises(ParamValidationError):
+            customers.resolve(refused)
+
+
 def test_matrix_fans_out_in_a_mapped_task_group(dags):
     dag = dags["report_generator"]
     assert isinstance(dag.get_task("matrix"), MatrixOperator)

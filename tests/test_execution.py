@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import pytest
 from airflow.sdk.exceptions import TaskDeferred
 
-from tests.support import ONE_STEP_JOB, TaskInstance, container_environment
+from tests.support import TaskInstance, container_environment, one_step_job
 
 
 def _tag(task: dict, key: str) -> str:
@@ -126,7 +126,7 @@ def test_no_capacity_in_earlier_tries_counts_against_its_retry_budget(run_job, a
     )
     since = time.time()
 
-    result = run_job("no_room", {**QUICK}, extra="retries: 5\nretry_policy: {no_capacity: 1}\n")
+    result = run_job("no_room", {**QUICK}, retries=5, extra="retry_policy: {no_capacity: 1}\n")
 
     assert (result.state, result.tasks) == ("failed", [])
     run_tasks = aws.get(f"/_local/calls?action=RunTask&since={since}")
@@ -185,11 +185,7 @@ def test_a_try_never_starts_a_task_while_one_runs_or_after_one_succeeded(config_
     from ecsjobs.catalog import load_catalog
     from ecsjobs.factory import build_dag
 
-    (config_dir / "jobs" / "crash.yaml").write_text(
-        ONE_STEP_JOB.format(
-            family="data-processor", container="batch-container", launch="fargate", case="crash", extra=""
-        )
-    )
+    (config_dir / "jobs" / "crash.yaml").write_text(one_step_job("crash"))
     summary = {"records_processed": 42, "errors": 0}
     aws.post(
         "/_local/scenarios",
@@ -244,10 +240,7 @@ def test_a_retry_after_a_failure_with_no_retry_left_fails_without_running_the_jo
     from ecsjobs.factory import build_dag
 
     case = f"lostfail{started}"  # each case its own task instance, and so its own ECS tasks
-    job = ONE_STEP_JOB.format(
-        family="data-processor", container="batch-container", launch="fargate", case=case, extra=policy
-    )
-    (config_dir / "jobs" / f"{case}.yaml").write_text(job)
+    (config_dir / "jobs" / f"{case}.yaml").write_text(one_step_job(case, policy))
     aws.post("/_local/scenarios", {"match": {"env": {"CASE": case}}, "scenario": {**QUICK, "exit_code": 5}})
     catalog = load_catalog(config_dir, "local")
     operator = build_dag(catalog.jobs[case], catalog.environment, "local").get_task("run")
@@ -286,7 +279,8 @@ def test_retries_0_leaves_the_adoption_retry_to_adoption(run_job):
         "no_retry",
         {**QUICK, "exit_code": 1},
         times=1,
-        extra="retries: 0\nretry_policy: {application_failure: 1}\n",
+        retries=0,
+        extra="retry_policy: {application_failure: 1}\n",
     )
     assert result.dag.get_task("run").retries == 2
     assert (result.state, [_try(t) for t in result.tasks]) == ("failed", [1])
@@ -304,7 +298,7 @@ def test_every_essential_container_decides_and_a_sidecar_does_not(run_job, aws, 
             for name, essential in (("app", True), ("worker", True), ("sidecar", False))
         ],
     )
-    job = {"family": "pair", "container": "app", "extra": "retries: 0\n"}
+    job = {"family": "pair", "container": "app", "retries": 0}
     worker_fails = run_job("worker_fails", {**QUICK, "exit_codes": {"app": 0, "worker": 1}}, **job)
     sidecar_fails = run_job("sidecar_fails", {**QUICK, "exit_codes": {"app": 0, "sidecar": 1}}, **job)
 

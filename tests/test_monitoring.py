@@ -227,7 +227,7 @@ def test_a_baseline_statistic_without_days_is_a_catalog_error(config: Path, env_
     (config / "jobs" / "etl.yaml").write_text(ETL + "metrics: {baseline_statistic: p90}\n")
     result = cli(config, env_name, "validate")
     assert result.returncode == 1
-    assert "etl.yaml:8:10: metrics: Value error, baseline_statistic needs baseline_days" in result.stderr
+    assert "etl.yaml:8:10: metrics: baseline_statistic needs baseline_days" in result.stderr
     assert "Traceback" not in result.stderr
 
 

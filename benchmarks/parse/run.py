@@ -4,6 +4,8 @@ A. ``dags/ecs_jobs.py`` with the shipped catalog against ``parse/dags/import_onl
    same modules and builds nothing; also a worker's parse (``_AIRFLOW_PARSING_CONTEXT_DAG_ID`` set) and
    ``dags/catalog_errors.py``, the other file the DAG processor parses.
 B. A synthetic catalog of ``--jobs`` jobs against dag-factory building the same DAGs (``synthetic.py``).
+C. Both DAG files with the shipped catalog plus hostile job files (``HOSTILE_FILES``) against the same files
+   with the shipped catalog: a broken catalog must cost about what a good one does.
 
 Every measurement is a fresh interpreter parsing one file (``measure.py``). Each variant runs once untimed
 first, which checks what it builds; then the variants take turns, ``--runs`` times, and each comparison is
@@ -18,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -43,6 +46,7 @@ class Variant:
     dag_file: Path
     env: dict[str, str]
     dags: int  # how many DAGs it must build
+    import_errors: int = 0  # how many files must fail (catalog_errors.py with broken job files: 1)
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,14 +78,43 @@ def plan(work: Path, jobs: int) -> tuple[list[Variant], list[Comparison]]:
     worker = synthetic | {"_AIRFLOW_PARSING_CONTEXT_DAG_ID": last_job}
     ours_worker = Variant("B", "dags/ecs_jobs.py, worker", ecs_jobs.dag_file, worker, 1)
 
+    hostile_env = {"ECSJOBS_CONFIG_DIR": str(hostile_catalog(work / "hostile"))}
+    ecs_jobs_hostile = Variant(
+        "C", "dags/ecs_jobs.py, hostile files", ecs_jobs.dag_file, hostile_env, shipped_jobs
+    )
+    errors_hostile = Variant("C", "dags/catalog_errors.py, hostile files", errors.dag_file, hostile_env, 0, 1)
+
     comparisons = [
         Comparison("A: shipped catalog / import-only", ecs_jobs, import_only, target=1.15),
         Comparison("A: worker (one DAG) / import-only", ecs_worker, import_only),
         Comparison("A: catalog_errors.py / import-only", errors, import_only),
         Comparison("B: dag-factory / ecsjobs (speedup)", ours, dagfactory, 2.0, speedup=True, same_dags=True),
         Comparison("B: dag-factory / ecsjobs worker (speedup)", ours_worker, dagfactory, speedup=True),
+        Comparison("C: ecs_jobs.py, hostile files / shipped", ecs_jobs_hostile, ecs_jobs, target=1.2),
+        Comparison("C: catalog_errors.py, hostile files / shipped", errors_hostile, errors, target=1.2),
     ]
-    return [import_only, ecs_jobs, ecs_worker, errors, dagfactory, ours, ours_worker], comparisons
+    variants = [import_only, ecs_jobs, ecs_worker, errors, dagfactory, ours, ours_worker]
+    return variants + [ecs_jobs_hostile, errors_hostile], comparisons
+
+
+HOSTILE_FILES = {  # job files that used to cost seconds and gigabytes, or a traceback, at every parse
+    "bomb": "a: &a [x, x, x, x, x, x, x, x, x]\n"
+    + "".join(
+        f"{n}: &{n} [{', '.join(['*' + p] * 9)}]\n" for p, n in zip("abcdefgh", "bcdefghi", strict=True)
+    ),
+    "recursive": "description: x\ntags: &t [a, *t]\n",
+    "many_mistakes": "".join(f"key_{i}: {i}\n" for i in range(3000)),
+}
+
+
+def hostile_catalog(folder: Path) -> Path:
+    """``config/`` plus job files a parse must refuse at the cost of a small file: an alias bomb, a
+    recursive alias, 3,000 unknown keys, bytes that are not UTF-8."""
+    shutil.copytree(REPO / "config", folder)
+    for name, text in HOSTILE_FILES.items():
+        (folder / "jobs" / f"{name}.yaml").write_text(text)
+    (folder / "jobs" / "latin1.yaml").write_bytes(b"description: caf\xe9\n")
+    return folder
 
 
 def child_env(work: Path, extra: dict[str, str]) -> dict[str, str]:
@@ -115,7 +148,7 @@ def measure(variant: Variant, work: Path) -> dict[str, Any]:
 def check(variants: dict[Variant, dict[str, Any]], comparisons: list[Comparison]) -> None:
     """Every file parses without errors into the DAGs expected, and both generators build the same DAGs."""
     for variant, measured in variants.items():
-        if measured["errors"] or measured["dags"] != variant.dags:
+        if len(measured["errors"]) != variant.import_errors or measured["dags"] != variant.dags:
             raise RuntimeError(
                 f"{variant.case} {variant.name}: {measured['dags']} DAGs (expected {variant.dags}), "
                 f"import errors: {measured['errors']}"

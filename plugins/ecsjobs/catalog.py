@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import graphlib
+import math
 import os
 import re
 import typing
@@ -16,10 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import pendulum
 from pydantic import BaseModel, ValidationError
 
+from ecsjobs.leaks import command_leak, environment_leak
 from ecsjobs.models import (
     FARGATE_LAUNCHES,
+    MAX_COMBINATIONS,
     TEMPLATE,
     Environment,
     Job,
@@ -27,16 +31,39 @@ from ecsjobs.models import (
     Step,
     StepSettings,
     fargate_size_error,
-    literal_secret,
     step_order,
 )
 from ecsjobs.schedules import ScheduleError, parse_schedule
 from ecsjobs.yamlfile import YamlDocument, YamlFileError, load_yaml
 
+SHOWN_CHARS = 120  # of a value quoted in an error message
 CONFIG_DIR_VAR = "ECSJOBS_CONFIG_DIR"
 ENVIRONMENT_VAR = "ECSJOBS_ENV"
 DEFAULT_ENVIRONMENT = "local"
 _JOB_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
+MAX_ID_LENGTH = 250  # Airflow's limit on DAG and task ids
+_STEP_NAME = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
+# Task ids the factory gives its own tasks: a step may not take them.
+RESERVED_STEP_NAMES = ("pipeline_metrics", "matrix")
+_PARAM_REFERENCE = re.compile(r"\bparams\.([A-Za-z_][A-Za-z0-9_]*)")
+# Keys people write for ours: difflib finds typos, not other words.
+OTHER_NAMES = {
+    "env": "environment",
+    "env_vars": "environment",
+    "variables": "environment",
+    "cmd": "command",
+    "args": "command",
+    "depends": "depends_on",
+    "dependencies": "depends_on",
+    "needs": "depends_on",
+    "retry": "retries",
+    "cron": "schedule",
+    "task_def": "task_definition",
+    "taskDefinition": "task_definition",
+    "tags_ecs": "task_tags",
+    "fallback_to_on_demand": "fallback_after",
+}
+JOB_EXTENSIONS = (".yaml", ".yml")  # compared in lower case
 _STEP_KEYS = set(StepSettings.model_fields)
 
 
@@ -56,9 +83,10 @@ class Problem:
 
 
 def _relative(path: Path) -> Path:
-    """Paths under the working directory print relative to it, as editors and terminals link them."""
+    """Paths under the working directory print relative to it, as editors and terminals link them. Links
+    are not followed: a file that is a symlink loop still prints."""
     try:
-        return path.resolve().relative_to(Path.cwd())
+        return Path(os.path.abspath(path)).relative_to(Path.cwd())
     except ValueError:
         return path
 
@@ -68,7 +96,25 @@ class CatalogError(Exception):
 
     def __init__(self, problems: list[Problem]):
         self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
+        by_file: dict[Path, list[Problem]] = {}
+        for problem in problems:
+            by_file.setdefault(problem.path, []).append(problem)
+        super().__init__(report(by_file))
+
+
+MAX_PROBLEMS_PER_FILE = 20  # shown; the rest are counted
+
+
+def report(problems: dict[Path, list[Problem]]) -> str:
+    """The problems, one per line, at most ``MAX_PROBLEMS_PER_FILE`` per file: a file that is wrong
+    everywhere (a generated or pasted one) must not bury the others."""
+    lines = []
+    for file_problems in problems.values():
+        lines += [str(problem) for problem in file_problems[:MAX_PROBLEMS_PER_FILE]]
+        if len(file_problems) > MAX_PROBLEMS_PER_FILE:
+            rest = len(file_problems) - MAX_PROBLEMS_PER_FILE
+            lines.append(f"{_relative(file_problems[0].path)}: ... and {rest} more problem(s)")
+    return "\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -127,8 +173,8 @@ def load_catalog(
         raise CatalogError(problems)
 
     jobs: dict[str, JobSpec] = {}
-    broken: dict[Path, list[Problem]] = {}
-    for path in sorted((directory / "jobs").glob(f"{only or '*'}.y*ml")):
+    broken, paths = job_files(directory / "jobs", only)
+    for path in paths:
         job_problems: list[Problem] = []
         spec = _load_job(path, defaults_doc, env, job_problems)
         if job_problems or spec is None:
@@ -138,11 +184,72 @@ def load_catalog(
     return Catalog(environment, env, jobs, broken)
 
 
+def environment_problems(directory: Path) -> dict[Path, list[Problem]]:
+    """The problems of every environment file, not only the one in use: a typo in ``prod.yaml`` found while
+    working on ``local`` is found before a deployment."""
+    found: dict[Path, list[Problem]] = {}
+    for path in sorted((directory / "environments").glob("*.yaml")):
+        problems: list[Problem] = []
+        if doc := _read(path, problems):
+            _validate(Environment, doc, problems)
+        if problems:
+            found[path] = problems
+    return found
+
+
+def job_files(folder: Path, only: str | None = None) -> tuple[dict[Path, list[Problem]], list[Path]]:
+    """The job files of ``folder`` (``only``: that job's), and the entries that are not one, as problems.
+
+    A job file is ``<job>.yaml`` or ``<job>.yml``, the extension in any case; the file name is the DAG id.
+    Two files for one job (``x.yaml`` beside ``x.yml``) are both refused: neither may silently win. Other
+    entries (``notes.txt``, a backup ``x.yaml.bak``, a folder) are reported rather than skipped, since a job
+    that is not where it is expected would be missing from Airflow without a word; hidden files (editor swap
+    files) are left alone.
+    """
+    problems: dict[Path, list[Problem]] = {}
+    by_job: dict[str, list[Path]] = {}
+    try:
+        entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+    except OSError as err:
+        return {folder: [Problem(folder, 1, 1, "", f"cannot read the folder: {err.strerror}")]}, []
+    for entry in entries:
+        path = Path(entry.path)
+        stem, extension = os.path.splitext(entry.name)
+        if entry.name.startswith(".") or (only is not None and stem != only):
+            continue
+        if extension.lower() not in JOB_EXTENSIONS or _is_folder(entry):
+            message = "not a job file and ignored: job files are <job>.yaml or <job>.yml in config/jobs/"
+            problems[path] = [Problem(path, 1, 1, "", message)]
+            continue
+        by_job.setdefault(stem, []).append(path)
+    files = []
+    for stem, paths in by_job.items():
+        if len(paths) == 1:
+            files += paths
+            continue
+        names = " and ".join(p.name for p in paths)
+        for path in paths:
+            message = f"job {stem!r} is defined by {names}: keep one file per job"
+            problems[path] = [Problem(path, 1, 1, "", message)]
+    return problems, files
+
+
+def _is_folder(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
 def _load_job(
     path: Path, defaults_doc: YamlDocument | None, env: Environment, problems: list[Problem]
 ) -> JobSpec | None:
     if not _JOB_ID.match(path.stem):
         problems.append(Problem(path, 1, 1, "", "file name must use only letters, digits, '_', '-', '.'"))
+        return None
+    if len(path.stem) > MAX_ID_LENGTH:
+        message = f"file name is the job's DAG id: at most {MAX_ID_LENGTH} characters, not {len(path.stem)}"
+        problems.append(Problem(path, 1, 1, "", message))
         return None
     doc = _read(path, problems)
     if doc is None:
@@ -182,6 +289,19 @@ def _check_steps(
         field = ".".join(map(str, (("steps", step) if job.steps else ()) + keys))
         problems.append(Problem(path, line, column, field, message))
 
+    for name in raw_steps if job.steps else ():
+        if not isinstance(name, str) or not _STEP_NAME.match(name):
+            problems.append(
+                _problem(
+                    doc,
+                    ("steps", name),
+                    f"step name {name!r}: use 1 to 200 letters, digits, '_' or '-'",
+                    False,
+                )
+            )
+        elif name in RESERVED_STEP_NAMES:
+            message = f"{name!r} is the name of a task every such job gets; name the step otherwise"
+            problems.append(_problem(doc, ("steps", name), message, False))
     for name, step in steps.items():
         for i, upstream in enumerate(step.depends_on):
             if upstream not in raw_steps:
@@ -192,13 +312,16 @@ def _check_steps(
             known = sorted(env.networks) or "none"
             problem(name, ("network",), f"no network {step.network!r} in this environment; known: {known}")
         for variable, value in step.environment.items():
-            if literal_secret(variable, value):
-                problem(
-                    name,
-                    ("environment", variable),
-                    f"{variable!r} looks like a secret with a literal value; reference it from the task "
-                    "definition's `secrets` (Secrets Manager or SSM parameter) instead of the catalog",
-                )
+            if reason := environment_leak(variable, value):
+                problem(name, ("environment", variable), reason)
+        if step.command and (leak := command_leak(step.command)):
+            problem(name, ("command", leak[0]), leak[1])
+        if step.timeout and step.expected_duration and step.timeout < step.expected_duration:
+            message = f"{step.timeout} is shorter than expected_duration {step.expected_duration}"
+            problem(name, ("timeout",), message + ": the step would be stopped before it usually ends")
+        for tag in step.task_tags:
+            if tag.lower().startswith("aws:"):
+                problem(name, ("task_tags", tag), "tags starting with 'aws:' are reserved; ECS refuses them")
     try:
         step_order({name: [d for d in step.depends_on if d in steps] for name, step in steps.items()})
     except graphlib.CycleError as err:
@@ -207,6 +330,8 @@ def _check_steps(
 
 
 def _check_params(doc: YamlDocument, job: Job, problems: list[Problem]) -> None:
+    """Each default against its schema as Airflow checks it (formats included): a scheduled DAG whose
+    defaults do not validate is refused by Airflow, which would take every job's DAG with it."""
     for name, param in job.params.items():
         if param.default is None:
             if job.schedule:
@@ -215,12 +340,39 @@ def _check_params(doc: YamlDocument, job: Job, problems: list[Problem]) -> None:
                 )
             continue
         try:
-            jsonschema.validate(param.default, {"type": param.type, **param.schema_kwargs()})
+            schema = param_schema(job, name)
+            jsonschema.validate(param.default, schema, format_checker=jsonschema.FormatChecker())
         except jsonschema.ValidationError as err:
-            message = f"default {param.default!r}: {err.message}"
+            message = f"default {_shown(param.default)}: {err.message}"
             problems.append(_problem(doc, ("params", name, "default"), message))
         except jsonschema.SchemaError as err:
             problems.append(_problem(doc, ("params", name), f"invalid schema: {err.message}", False))
+
+
+def param_schema(job: Job, name: str) -> dict[str, Any]:
+    """The JSON Schema of a run parameter, as Airflow's ``Param`` gets it: a list that feeds the matrix holds
+    at least one value and at most what the combination cap leaves, so the trigger form and the REST API
+    refuse an empty or oversized list before a run exists."""
+    param = job.params[name]
+    schema = {"type": param.type, **param.schema_kwargs()}
+    if param.type == "array" and name in matrix_params(job):
+        schema["minItems"] = 1
+        schema["maxItems"] = matrix_params(job)[name]
+    return schema
+
+
+def matrix_params(job: Job) -> dict[str, int]:
+    """The params a matrix axis templates (``{{ params.customers }}``), each with the most values it may
+    hold: the combination cap divided by the other axes' fixed sizes."""
+    fixed = [len(values) for values in job.matrix.values() if isinstance(values, list) and values]
+    room = max(1, MAX_COMBINATIONS // max(1, math.prod(fixed)))
+    return {
+        name: room
+        for values in job.matrix.values()
+        if isinstance(values, str)
+        for name in _PARAM_REFERENCE.findall(values)
+        if name in job.params
+    }
 
 
 def _check_matrix(doc: YamlDocument, job: Job, problems: list[Problem]) -> None:
@@ -231,14 +383,26 @@ def _check_matrix(doc: YamlDocument, job: Job, problems: list[Problem]) -> None:
             problems.append(_problem(doc, ("matrix", axis), message))
         elif isinstance(values, list) and not values:
             problems.append(_problem(doc, ("matrix", axis), "expected at least one value"))
+    fixed = math.prod(len(values) for values in job.matrix.values() if isinstance(values, list))
+    if fixed > MAX_COMBINATIONS:
+        message = f"{fixed} combinations; at most {MAX_COMBINATIONS} (Airflow's limit on mapped tasks)"
+        problems.append(_problem(doc, ("matrix",), message, False))
 
 
 def _check_schedule(doc: YamlDocument, job: Job, problems: list[Problem]) -> Any:
-    """The job's Airflow schedule (parsed once here, used by the DAG), or None with a problem recorded."""
+    """The job's Airflow schedule (parsed once here, used by the DAG), or None with a problem recorded; a
+    schedule that never fires from the job's start date on is one."""
+    timezone = job.timezone or "UTC"
     try:
-        return parse_schedule(job.schedule, job.timezone or "UTC")
+        return parse_schedule(job.schedule, timezone, start_datetime(job))
     except ScheduleError as err:
         problems.append(_problem(doc, ("schedule",), f"{err} (got {job.schedule!r})"))
+
+
+def start_datetime(job: Job) -> pendulum.DateTime:
+    """The DAG's ``start_date``: midnight of the job's start date in its time zone."""
+    start = job.start_date
+    return pendulum.datetime(start.year, start.month, start.day, tz=job.timezone or "UTC")
 
 
 def _problem(doc: YamlDocument, loc: tuple[str | int, ...], message: str, value: bool = True) -> Problem:
@@ -276,7 +440,7 @@ def _merge(*layers: dict[str, Any]) -> dict[str, Any]:
 
 
 def _read(path: Path, problems: list[Problem], optional: bool = False) -> YamlDocument | None:
-    if not path.exists():
+    if not os.path.lexists(path):
         if not optional:
             problems.append(Problem(path, 1, 1, "", "file not found"))
         return None
@@ -284,6 +448,9 @@ def _read(path: Path, problems: list[Problem], optional: bool = False) -> YamlDo
         doc = load_yaml(path)
     except YamlFileError as err:
         problems.append(Problem(path, err.line, err.column, "", f"invalid YAML: {err.message}"))
+        return None
+    except OSError as err:  # a symlink loop or a dangling link, a folder, no permission
+        problems.append(Problem(path, 1, 1, "", f"cannot be read: {err.strerror or err}"))
         return None
     if doc.data is None:
         doc.data = {}
@@ -311,12 +478,26 @@ def _validate(
 
 
 def _describe(error: dict[str, Any], model: type[BaseModel]) -> str:
+    loc = error["loc"]
     if error["type"] == "extra_forbidden":
-        key = str(error["loc"][-1])
-        return f"unknown key {key!r}{_did_you_mean(key, _model_at(model, error['loc'][:-1]).model_fields)}"
+        key, known = str(loc[-1]), _model_at(model, loc[:-1]).model_fields
+        if OTHER_NAMES.get(key) in known:
+            return f"unknown key {key!r}; did you mean {OTHER_NAMES[key]!r}?"
+        return f"unknown key {key!r}{_did_you_mean(key, known)}"
     if error["type"] == "missing":
         return "required but not set"
-    return f"{error['msg']} (got {error['input']!r})"
+    if loc[-1:] == ("task_definition",) and str(error["input"]).startswith("arn:"):
+        name = str(error["input"]).rsplit("/", 1)[-1]
+        return f"give the family or family:revision, not the ARN: {name!r}"
+    if error["type"] == "value_error":
+        return f"{error['msg'].removeprefix('Value error, ')} (got {_shown(error['input'])})"
+    return f"{error['msg']} (got {_shown(error['input'])})"
+
+
+def _shown(value: Any) -> str:
+    """A value as an error message shows it: cut short, so one huge value cannot flood the output."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 5] + " ...)"
 
 
 def _model_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> type[BaseModel]:

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ecsjobs.catalog import Catalog, CatalogError, config_dir, load_catalog
+from ecsjobs.catalog import Catalog, CatalogError, config_dir, environment_problems, load_catalog, report
 from ecsjobs.schema import schema_dir, schemas, write_schemas
 
 
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     directory = args.config or config_dir()
     try:
         if args.command == "validate":
-            return _validate(load_catalog(args.path or directory, args.env))
+            return _validate(args.path or directory, args.env)
         if args.command == "list":
             return _list(load_catalog(directory, args.env))
         if args.command == "render":
@@ -88,13 +88,26 @@ class UsageError(Exception):
     """A mistake on the command line."""
 
 
-def _validate(catalog: Catalog) -> int:
-    for problems in catalog.broken.values():
-        for problem in problems:
-            print(problem, file=sys.stderr)
-    count = sum(len(p) for p in catalog.broken.values())
-    if count:
-        print(f"{count} problem(s) in {len(catalog.broken)} file(s)", file=sys.stderr)
+def _validate(directory: Path, environment: str | None) -> int:
+    """Every file's problems: the environments (all of them), the jobs, then Airflow's own checks of each
+    job's DAG, which ``validate`` runs by building the DAGs as the DAG processor does."""
+    from ecsjobs.factory import build_dags
+
+    broken = environment_problems(directory)
+    try:
+        catalog = load_catalog(directory, environment)
+    except CatalogError as err:
+        for problem in err.problems:  # the environment in use was checked above already
+            if problem not in broken.get(problem.path, []):
+                broken.setdefault(problem.path, []).append(problem)
+        catalog = None
+    if catalog is not None:
+        build_dags(catalog)
+        broken |= catalog.broken
+    if broken:
+        print(report(broken), file=sys.stderr)
+        count = sum(len(problems) for problems in broken.values())
+        print(f"{count} problem(s) in {len(broken)} file(s)", file=sys.stderr)
         return 1
     print(f"{len(catalog.jobs)} job(s) valid in environment {catalog.environment_name!r}")
     return 0

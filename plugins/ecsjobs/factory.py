@@ -8,43 +8,56 @@ with a ``deadline``, an Airflow Deadline Alert.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-import pendulum
 from airflow.sdk import DAG, AsyncCallback, DeadlineAlert, DeadlineReference, Param, task_group
 
 from ecsjobs.alerts import DEFAULT_EVENTS, Route, StepAlertNotifier, run_late
-from ecsjobs.catalog import Catalog, JobSpec
+from ecsjobs.catalog import Catalog, JobSpec, Problem, param_schema, start_datetime
 from ecsjobs.matrix import MatrixOperator
 from ecsjobs.metrics import EcsJobMetricsOperator
 from ecsjobs.models import Environment, Step, StepSettings, pool_name, step_order
 from ecsjobs.operators import EcsJobOperator
 
 DEFAULT_LOG_STREAM_PREFIX = "ecs"
+MAX_MESSAGE = 1000  # characters of an Airflow error quoted in a problem
 
 
 def build_dags(catalog: Catalog) -> dict[str, DAG]:
-    return {
-        job_id: build_dag(spec, catalog.environment, catalog.environment_name)
-        for job_id, spec in catalog.jobs.items()
-    }
+    """One DAG per job, each built on its own and checked as the DAG processor checks it.
+
+    The catalog's validation already refuses what Airflow would (task and DAG ids, param defaults); should
+    Airflow still refuse a job's DAG, that job moves from ``catalog.jobs`` to ``catalog.broken`` with the
+    reason, naming its file, and every other job still loads: an exception here would be the import error of
+    the DAG file and take all the jobs' DAGs with it.
+    """
+    dags = {}
+    for job_id, spec in list(catalog.jobs.items()):
+        try:
+            dag = build_dag(spec, catalog.environment, catalog.environment_name)
+            dag.validate()
+        except Exception as error:
+            del catalog.jobs[job_id]
+            message = f"Airflow refuses the job's DAG: {type(error).__name__}: {error}"[:MAX_MESSAGE]
+            catalog.broken[spec.source] = [Problem(spec.source, 1, 1, "", message)]
+            continue
+        dags[job_id] = dag
+    return dags
 
 
 def build_dag(spec: JobSpec, env: Environment, env_name: str) -> DAG:
     job = spec.job
-    timezone = job.timezone or "UTC"
     with DAG(
         dag_id=spec.id,
         description=job.description.strip().splitlines()[0],
         doc_md=_doc(spec),
         schedule=spec.schedule,
-        start_date=pendulum.instance(datetime.combine(job.start_date, datetime.min.time()), tz=timezone),
+        start_date=start_datetime(job),
         catchup=bool(job.catchup),
         max_active_runs=job.max_active_runs or 16,
         tags=job.tags,
         params={
-            name: Param(p.default, description=p.description, **p.schema_kwargs())
+            name: Param(p.default, description=p.description, **param_schema(job, name))
             for name, p in job.params.items()
         },
         default_args={"owner": job.owner or "airflow"},

@@ -6,7 +6,7 @@ import os
 
 from airflow.sdk import DAG, get_parsing_context
 
-from ecsjobs.catalog import ENVIRONMENT_VAR, load_catalog
+from ecsjobs.catalog import ENVIRONMENT_VAR, load_catalog, report
 from ecsjobs.factory import build_dags
 
 VARIABLE_ENV = "AIRFLOW_VAR_ECSJOBS_ENV"  # the Airflow Variable ecsjobs_env, set through the environment
@@ -32,9 +32,11 @@ def load_dags() -> dict[str, DAG]:
 
 
 def raise_catalog_problems() -> None:
-    broken = load_catalog(environment=environment()).broken
-    if broken:
-        problems = [str(problem) for file_problems in broken.values() for problem in file_problems]
+    """Every job file that has no DAG, with why: the catalog's checks, then Airflow's on each job's DAG."""
+    catalog = load_catalog(environment=environment())
+    build_dags(catalog)
+    if catalog.broken:
         raise CatalogProblems(
-            f"{len(broken)} job file(s) could not be loaded; their DAGs are missing:\n" + "\n".join(problems)
+            f"{len(catalog.broken)} job file(s) could not be loaded; their DAGs are missing:\n"
+            + report(catalog.broken)
         )

@@ -15,9 +15,8 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 from jinja2.nativetypes import NativeEnvironment
 
+from ecsjobs.models import MAX_COMBINATIONS
 from ecsjobs.templating import with_run_dates
-
-MAX_COMBINATIONS = 1024  # Airflow's default max_map_length
 
 
 def combinations(axes: Mapping[str, list[Any] | str], context: Mapping[str, Any]) -> list[dict[str, Any]]:

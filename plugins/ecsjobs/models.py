@@ -26,13 +26,13 @@ OutcomeClass = Literal[
     "timed_out",
 ]
 SPOT_LAUNCHES = ("fargate_spot", "ec2_spot")
+MAX_COMBINATIONS = 1024  # a matrix's combinations at most: Airflow's default max_map_length
 FARGATE_LAUNCHES = ("fargate", "fargate_spot")
 
 TASK_DEFINITION = r"^[A-Za-z0-9_-]{1,255}(:[1-9][0-9]*)?$"  # family, or family:revision
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 TEMPLATE = re.compile(r"{{.*?}}|{%.*?%}", re.S)
-_SECRET_WORDS = ("PASSWORD", "SECRET", "TOKEN", "KEY")
 # Fargate's allowed task sizes: CPU units -> memory MiB allowed with it.
 FARGATE_SIZES: dict[int, range] = {
     256: range(512, 2049, 512),
@@ -48,9 +48,24 @@ FARGATE_SIZES: dict[int, range] = {
 def _parse_duration(value: object) -> object:
     """Accept "90s", "30m", "2h", "1d" or a number of seconds, as people write them in YAML."""
     if isinstance(value, str) and (match := _DURATION.match(value)):
-        return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+        try:
+            return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+        except OverflowError:
+            raise ValueError(f"{value!r} is longer than any duration can be") from None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            return timedelta(seconds=value)
+        except OverflowError:
+            raise ValueError(f"{value} seconds is longer than any duration can be") from None
     if isinstance(value, str):
         raise ValueError(f"expected a duration like '90s', '30m', '2h' or '1d', got {value!r}")
+    return value
+
+
+def _quoted_number(value: object) -> object:
+    """An id YAML read as a number lost its leading zeros (and ``0123`` is octal to YAML): say so."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise ValueError(f'YAML read this as the number {value}: quote it, e.g. "012345678901"')
     return value
 
 
@@ -193,9 +208,9 @@ class Environment(Strict):
     networks: dict[str, Network] = Field(
         default_factory=dict, description="Named networks a step may pick with `network: <name>`."
     )
-    account_id: str = Field(
+    account_id: Annotated[str, BeforeValidator(_quoted_number)] = Field(
         pattern=r"^[0-9]{12}$",
-        description="AWS account id (for the ARNs of the IAM policy and console links).",
+        description="AWS account id (for the ARNs of the IAM policy and console links), quoted.",
     )
     task_roles: list[str] = Field(
         default_factory=list,
@@ -321,8 +336,17 @@ class ParamSpec(Strict):
         return self.model_dump(exclude={"default", "description"}, exclude_none=True)
 
 
+def _axis(value: object) -> object:
+    if value is None:
+        raise ValueError(
+            "this matrix axis has no values: give a list like [a, b] or a template like '{{ params.<name> }}'"
+        )
+    return value
+
+
 MatrixAxis = Annotated[
     list[str | int | float | bool] | str,
+    BeforeValidator(_axis),
     Field(
         description="Values to fan out over, or a template such as '{{ params.customers }}' giving a list."
     ),
@@ -359,13 +383,6 @@ class Job(JobSettings):
     steps: dict[str, StepEntry | None] | None = Field(
         default=None, min_length=1, description="Named steps; a job without steps is one step called `run`."
     )
-
-
-def literal_secret(name: str, value: str) -> bool:
-    """Named like a secret (…PASSWORD, …_KEY, …TOKEN, …SECRET) with a value that is not only templates."""
-    words = re.split(r"[^A-Z0-9]+", name.upper())
-    named_like_secret = any(word.endswith(secret) for word in words for secret in _SECRET_WORDS)
-    return named_like_secret and bool(TEMPLATE.sub("", value).strip())
 
 
 def fargate_size_error(cpu: int | None, memory: int | None) -> tuple[str, str] | None:

@@ -16,22 +16,24 @@ from tests.tier.harness import Tier, environment, started_by, tag
 pytestmark = pytest.mark.tier
 
 
-INVALID = {  # parameter -> a value its schema refuses, unlike any value a valid run passes
-    "report_type": "everything",  # not in its enum
-    "customers": "yotta",  # a string, not an array
-}
+INVALID = [  # (parameter, a value its schema refuses, unlike any value a valid run passes)
+    ("report_type", "everything"),  # not in its enum
+    ("customers", "yotta"),  # a string, not an array
+    ("customers", []),  # the matrix needs at least one value
+    ("customers", [f"yotta-{i}" for i in range(3000)]),  # more than the matrix's 1,024 combinations
+]
 
 
 def test_a_trigger_with_parameters_fans_out_over_the_given_values_and_invalid_ones_start_nothing(tier: Tier):
     dag_id = "report_generator"  # matrix over params.customers; command: ... --type {{ params.report_type }}
     tier.unpause(dag_id)
-    for param, value in INVALID.items():
+    for number, (param, value) in enumerate(INVALID):
         with pytest.raises(ApiError) as rejected:
-            tier.trigger(dag_id, f"invalid-{param}", {param: value}, logical_date="2026-05-05T06:00:00Z")
+            tier.trigger(dag_id, f"invalid-{number}", {param: value}, logical_date="2026-05-05T06:00:00Z")
         assert rejected.value.status == 400
-        assert param in str(rejected.value.body)
+        assert param in str(rejected.value.body)[:2000]
         with pytest.raises(ApiError) as missing:
-            tier.run(dag_id, f"invalid-{param}")
+            tier.run(dag_id, f"invalid-{number}")
         assert missing.value.status == 404  # no run was created, so nothing can start
 
     run_id, conf = "params-valid", {"report_type": "detailed", "customers": ["northwind", "contoso"]}
@@ -52,7 +54,7 @@ def test_a_trigger_with_parameters_fans_out_over_the_given_values_and_invalid_on
     }
     # The scheduler has run this job since the rejected triggers: no ECS task ever saw their values.
     overrides = [json.dumps(t["overrides"]) for t in tier.aws("GET", "/_local/tasks")]
-    assert [o for o in overrides if any(value in o for value in INVALID.values())] == []
+    assert [o for o in overrides if "everything" in o or "yotta" in o] == []
 
 
 def test_a_pipeline_stops_at_its_failed_step_and_finishes_once_that_step_is_cleared(tier: Tier):
