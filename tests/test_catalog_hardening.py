@@ -295,3 +295,16 @@ def _validate(config_dir: Path, environment: str) -> subprocess.CompletedProcess
         cwd=REPO,
         timeout=120,
     )
+
+
+def test_the_error_file_checks_the_dags_without_taking_them(config_dir: Path, monkeypatch):
+    """``dags/catalog_errors.py`` builds every job's DAG to run Airflow's checks, without registering them:
+    DAGs of the same ids from two files would be an import error of their own."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    write(config_dir, "good", GOOD)
+    monkeypatch.setenv("ECSJOBS_CONFIG_DIR", str(config_dir))
+
+    bag = DagBag(dag_folder=str(REPO / "dags" / "catalog_errors.py"))
+
+    assert (bag.dag_ids, bag.import_errors) == ([], {})

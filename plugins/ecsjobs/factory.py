@@ -23,8 +23,12 @@ DEFAULT_LOG_STREAM_PREFIX = "ecs"
 MAX_MESSAGE = 1000  # characters of an Airflow error quoted in a problem
 
 
-def build_dags(catalog: Catalog) -> dict[str, DAG]:
+def build_dags(catalog: Catalog, register: bool = True) -> dict[str, DAG]:
     """One DAG per job, each built on its own and checked as the DAG processor checks it.
+
+    ``register=False`` builds them without registering them with the DAG file being parsed, for a file that
+    only checks them (``dags/catalog_errors.py``): a DAG built in a ``with`` block belongs to the file
+    whatever the file does with it, and two files with the same DAG ids are an import error.
 
     The catalog's validation already refuses what Airflow would (task and DAG ids, param defaults); should
     Airflow still refuse a job's DAG, that job moves from ``catalog.jobs`` to ``catalog.broken`` with the
@@ -34,7 +38,7 @@ def build_dags(catalog: Catalog) -> dict[str, DAG]:
     dags = {}
     for job_id, spec in list(catalog.jobs.items()):
         try:
-            dag = build_dag(spec, catalog.environment, catalog.environment_name)
+            dag = build_dag(spec, catalog.environment, catalog.environment_name, register)
             dag.validate()
         except Exception as error:
             del catalog.jobs[job_id]
@@ -45,9 +49,10 @@ def build_dags(catalog: Catalog) -> dict[str, DAG]:
     return dags
 
 
-def build_dag(spec: JobSpec, env: Environment, env_name: str) -> DAG:
+def build_dag(spec: JobSpec, env: Environment, env_name: str, register: bool = True) -> DAG:
     job = spec.job
     with DAG(
+        auto_register=register,
         dag_id=spec.id,
         description=job.description.strip().splitlines()[0],
         doc_md=_doc(spec),

@@ -34,7 +34,7 @@ def load_dags() -> dict[str, DAG]:
 def raise_catalog_problems() -> None:
     """Every job file that has no DAG, with why: the catalog's checks, then Airflow's on each job's DAG."""
     catalog = load_catalog(environment=environment())
-    build_dags(catalog)
+    build_dags(catalog, register=False)
     if catalog.broken:
         raise CatalogProblems(
             f"{len(catalog.broken)} job file(s) could not be loaded; their DAGs are missing:\n"
