@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # The job `make run` runs once the stack is up (JOB= runs none).
 JOB ?= data_processor
 
-.PHONY: run airflow test test-mwaa test-tier install install-mwaa lock lint clean bundle
+.PHONY: run airflow test test-unit test-mwaa test-tier install install-mwaa lock lint clean bundle
 
 run: install
 	.venv/bin/python -m local.stack $(if $(JOB),--run $(JOB))
@@ -21,6 +21,10 @@ airflow: install
 
 test: install
 	.venv/bin/python -m pytest $(PYTEST_ARGS)
+
+# The unit tests alone (in-process, no server, no subprocess): seconds, for the edit loop.
+test-unit: install
+	.venv/bin/python -m pytest -m unit $(PYTEST_ARGS)
 
 test-mwaa: install-mwaa
 	.venv-mwaa/bin/python -m pytest $(PYTEST_ARGS)

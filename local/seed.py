@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 
 from ecsjobs.catalog import Catalog, load_catalog
 from ecsjobs.factory import DEFAULT_LOG_STREAM_PREFIX
-from local.aws_ids import CUSTOM_ID_TAG
+from local.aws.ids import CUSTOM_ID_TAG
 from local.settings import LOCAL_AWS_PORT
 
 ACCOUNT = "123456789012"

@@ -179,14 +179,26 @@ def _try(task: dict) -> int:
 
 
 def pytest_collection_modifyitems(items) -> None:
-    """A test of the whole stack (and the tier's first test, which starts it) waits on Airflow starting,
-    parsing and scheduling; on a loaded CI machine that alone can take minutes: its budget is larger."""
+    """Every test gets its lane: ``stack`` and ``tier`` are marked by their modules; a test that uses the
+    local AWS or Slack, or runs Airflow, is ``integration`` (so are the modules marked so, which start
+    subprocesses); every other test is ``unit``. A test of the whole stack (and the tier's first test, which
+    starts it) waits on Airflow starting, parsing and scheduling, which on a loaded CI machine alone can take
+    minutes: its budget is larger."""
     for item in items:
         if item.get_closest_marker("stack") or item.get_closest_marker("tier"):
             item.add_marker(pytest.mark.timeout(STACK_TEST_TIMEOUT))
+        elif item.get_closest_marker("integration"):
+            continue
+        elif INTEGRATION_FIXTURES.intersection(item.fixturenames):
+            item.add_marker(pytest.mark.integration)
+        else:
+            item.add_marker(pytest.mark.unit)
 
 
 STACK_TEST_TIMEOUT = 1200  # seconds; each wait inside has its own, smaller budget
+INTEGRATION_FIXTURES = frozenset(
+    {"local_aws", "seeded_aws", "aws", "ecs", "local_slack", "slack", "run_job", "airflow_db"}
+)
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:

@@ -17,6 +17,8 @@ from ecsjobs.catalog import load_catalog
 from ecsjobs.factory import build_dags
 from local.settings import REPO
 
+pytestmark = pytest.mark.integration  # subprocesses or servers: not the unit lane
+
 # dag-factory, the comparison's other side, is only installed on the latest lane (lock/latest.in).
 pytest.importorskip("dagfactory", reason="the parse benchmark runs on the latest lane")
 

@@ -27,6 +27,8 @@ from ecsjobs import bundle as mwaa
 from ecsjobs.catalog import load_catalog
 from local.settings import REPO
 
+pytestmark = pytest.mark.integration  # subprocesses or servers: not the unit lane
+
 UV = REPO / ".tools" / "bin" / "uv"
 MWAA_AIRFLOW = re.search(r"^apache-airflow==(\S+)$", (REPO / "lock" / "mwaa.in").read_text(), re.M).group(1)
 mwaa_lane = pytest.mark.skipif(

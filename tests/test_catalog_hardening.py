@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from ecsjobs.catalog import load_catalog
 from ecsjobs.factory import build_dags
 from local.settings import REPO
 from tests.test_catalog import GOOD, write
+from tests.test_cli import cli
 
 SCHEDULED = GOOD + "schedule: cron(0 2 * * ? *)\n"
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
@@ -207,6 +207,7 @@ def test_an_account_id_yaml_reads_as_a_number_says_to_quote_it(config_dir: Path)
     assert "YAML read this as the number" in problem.message and "quote it" in problem.message
 
 
+@pytest.mark.integration  # a subprocess
 def test_validate_checks_every_environment_file_not_only_the_selected_one(config_dir: Path):
     prod = config_dir / "environments" / "prod.yaml"
     prod.write_text(prod.read_text().replace("cluster:", "clsuter:", 1))
@@ -219,6 +220,7 @@ def test_validate_checks_every_environment_file_not_only_the_selected_one(config
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.integration  # a subprocess
 @pytest.mark.parametrize("case", ["not UTF-8", "control character", "recursive alias", "alias bomb"])
 def test_validate_reports_hostile_files_without_a_traceback(config_dir: Path, case: str):
     text, (line, column, _, fragment) = MALFORMED[case]
@@ -288,13 +290,7 @@ def test_airflow_parses_every_other_job_beside_the_broken_ones(config_dir: Path,
 
 
 def _validate(config_dir: Path, environment: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "ecsjobs", "--config", str(config_dir), "--env", environment, "validate"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=120,
-    )
+    return cli("--config", str(config_dir), "--env", environment, "validate")
 
 
 def test_the_error_file_checks_the_dags_without_taking_them(config_dir: Path, monkeypatch):

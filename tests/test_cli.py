@@ -13,6 +13,8 @@ import pytest
 
 from local.settings import REPO
 
+pytestmark = pytest.mark.integration  # subprocesses or servers: not the unit lane
+
 
 def cli(*args: str, config: Path | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), str(REPO)])}

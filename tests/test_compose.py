@@ -23,6 +23,8 @@ from local import compose
 from local.settings import AIRFLOW_COMPONENTS, DEFAULT_PORTS, REPO, Ports
 from local.stack import Stack
 
+pytestmark = pytest.mark.integration  # subprocesses or servers: not the unit lane
+
 # What the containers do differently from make run's processes, and why (see local/compose.py);
 # None: the containers do not set it.
 EXPECTED_DIFFERENCES = {

@@ -168,6 +168,7 @@ def test_a_broken_job_file_is_an_import_error_and_the_other_dags_load(tmp_path: 
     assert "inventory_sync.yaml:13:1: retires: unknown key 'retires'; did you mean 'retries'?" in error
 
 
+@pytest.mark.integration  # a subprocess
 def test_building_the_dags_leaves_the_slack_client_unimported():
     """Every parse builds the alert callbacks; the Slack provider and slack_sdk's aiohttp client are imported
     only when an alert is sent (``alerts._hook``), which keeps about 90 ms off each parse."""

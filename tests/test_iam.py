@@ -275,6 +275,7 @@ def _same_type(resource: str, arn_format: str) -> bool:
     return resource_service == service and resource_rest.startswith(rest.split("${")[0])
 
 
+@pytest.mark.integration  # a subprocess
 def test_the_command_prints_and_writes_the_policy(tmp_path: Path, prod):
     out = tmp_path / "policy.json"
     result = subprocess.run(
@@ -289,6 +290,7 @@ def test_the_command_prints_and_writes_the_policy(tmp_path: Path, prod):
     assert "prod" in result.stdout
 
 
+@pytest.mark.integration  # a subprocess
 def test_a_broken_catalog_gets_no_policy(tmp_path: Path):
     shutil.copytree(REPO / "config", tmp_path / "config")
     (tmp_path / "config" / "jobs" / "data_processor.yaml").write_text("description: x\nschedul: daily\n")

@@ -223,6 +223,7 @@ def test_dashboard_has_duration_records_and_errors_of_every_step_per_job(config:
     assert {(w["x"], w["y"]) for w in metric_widgets} == {(x, y) for x in (0, 8, 16) for y in (2, 8)}
 
 
+@pytest.mark.integration  # a subprocess
 def test_a_baseline_statistic_without_days_is_a_catalog_error(config: Path, env_name: str):
     (config / "jobs" / "etl.yaml").write_text(ETL + "metrics: {baseline_statistic: p90}\n")
     result = cli(config, env_name, "validate")
@@ -442,7 +443,7 @@ def test_the_maintenance_dag_runs_the_same_sync(aws, airflow_db, config: Path, e
 
 
 def test_local_aws_keeps_query_definitions_as_cloudwatch_logs_does(aws):
-    """moto 5.2.5 has no query definitions; ``local/aws_query_definitions.py`` adds them."""
+    """moto 5.2.5 has no query definitions; ``local/aws/query_definitions.py`` adds them."""
     _, logs = clients(aws)
     first = logs.put_query_definition(name="qd-test/a", queryString="fields @message", logGroupNames=["/g"])
     logs.put_query_definition(name="qd-test/b", queryString="fields @timestamp")

@@ -11,6 +11,8 @@ import pytest
 
 from local import postgres
 
+pytestmark = pytest.mark.integration  # subprocesses or servers: not the unit lane
+
 
 def test_a_user_keeps_the_data_in_the_stacks_home_from_one_run_to_the_next(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "geteuid", lambda: 1000)  # mocked: CI runs as root; this is a laptop user's path

@@ -470,10 +470,12 @@ def _validate(
     try:
         return model.model_validate(doc.data if data is None else data)
     except ValidationError as err:
-        for error in err.errors():
+        for number, error in enumerate(err.errors(include_url=False)):
             loc = loc_prefix + tuple(error["loc"])
             line, column = doc.locate(loc, value=error["type"] != "extra_forbidden")
-            problems.append(Problem(doc.path, line, column, ".".join(map(str, loc)), _describe(error, model)))
+            # Past what a report shows, the plain message: suggestions cost a comparison with every key.
+            message = _describe(error, model) if number < MAX_PROBLEMS_PER_FILE else error["msg"]
+            problems.append(Problem(doc.path, line, column, ".".join(map(str, loc)), message))
         return None
 
 

@@ -21,6 +21,8 @@ from botocore.exceptions import ClientError
 
 from tests.support import LocalServer, wait_until
 
+pytestmark = pytest.mark.integration  # subprocesses or servers: not the unit lane
+
 REGION = "us-east-1"
 CLUSTER = "jobs"
 ASG_PROVIDER = "ec2-spot-asg"

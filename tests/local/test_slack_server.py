@@ -17,6 +17,8 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from tests.support import LocalServer, wait_until
 
+pytestmark = pytest.mark.integration  # subprocesses or servers: not the unit lane
+
 BLOCKS = [{"type": "section", "text": {"type": "mrkdwn", "text": "*data_processor* failed"}}]
 
 

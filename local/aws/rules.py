@@ -94,7 +94,7 @@ class Rule:
     spec: dict[str, Any]  # the scenario or the fault
     times: int | None = None
     used: int = 0
-    credit: float = field(default=0.0, repr=False)  # accumulated ``rate`` of a fault, see local.aws_faults
+    credit: float = field(default=0.0, repr=False)  # accumulated ``rate`` of a fault, see local.aws.faults
 
     def to_json(self) -> dict[str, Any]:
         remaining = None if self.times is None else self.times - self.used

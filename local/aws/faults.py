@@ -11,7 +11,7 @@ import json
 from typing import Any
 from xml.sax.saxutils import escape
 
-from local.aws_rules import Facts, Rule, RuleBook, matches, validate_match, validate_times
+from local.aws.rules import Facts, Rule, RuleBook, matches, validate_match, validate_times
 
 KINDS = ("failure", "throttle", "http_500", "missing")
 FAULT_KEYS = {"action", "kind", "service", "reason", "rate", "times", "match"}

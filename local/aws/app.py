@@ -30,9 +30,9 @@ from moto.iam.models import get_account_id_from
 from moto.utilities.utils import get_partition
 from werkzeug.wrappers import Request, Response
 
-from local.aws_faults import Faults, fault_reply
-from local.aws_rules import Facts
-from local.ecs_sim import Simulator, effective_launch, frozen_clock
+from local.aws.ecs_sim import Simulator, effective_launch, frozen_clock
+from local.aws.faults import Faults, fault_reply
+from local.aws.rules import Facts
 
 ECS_TARGET = "AmazonEC2ContainerServiceV20141113"
 TARGET_SERVICES = {ECS_TARGET: "ecs", "Logs_20140328": "logs", "GraniteServiceVersion20100801": "monitoring"}

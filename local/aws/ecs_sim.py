@@ -3,7 +3,7 @@
 Stock moto starts a task at RUNNING, advances it one state per DescribeTasks call, reports only the first
 container (always PENDING, exit code 0) and writes no logs, so a poller cannot be tested against it. Here
 moto's ``Task`` is replaced by :class:`SimTask`, whose state is a pure function of wall-clock time and of
-a scenario (``local.aws_scenarios``) chosen at RunTask time, and the awslogs output of its containers is
+a scenario (``local.aws.scenarios``) chosen at RunTask time, and the awslogs output of its containers is
 written into moto's CloudWatch Logs backend as time passes. moto keeps doing validation, clusters, task
 definitions, network interfaces, tags and listing.
 """
@@ -31,8 +31,8 @@ from moto.logs.exceptions import ResourceNotFoundException
 from moto.moto_api._internal import mock_random
 from moto.utilities.utils import get_partition
 
-from local.aws_rules import Facts, RuleBook, matches, validate_match, validate_times
-from local.aws_scenarios import (
+from local.aws.rules import Facts, RuleBook, matches, validate_match, validate_times
+from local.aws.scenarios import (
     DEFAULT_SCENARIO,
     FAILED_TO_START,
     Plan,

@@ -1,9 +1,9 @@
 """A local AWS endpoint for running and testing the ECS batch jobs without an AWS account.
 
 ``python -m local.aws [--host 127.0.0.1] [--port 4566] [--default-duration 3]`` serves moto (every
-service, over HTTP like ``moto_server``) with ECS tasks that behave like batch jobs (see ``local.ecs_sim``)
-and a control API under ``/_local`` for scenarios, faults and call records (see ``local.aws_app``). Point
-boto3 at it with ``endpoint_url=http://HOST:PORT`` and any credentials.
+service, over HTTP like ``moto_server``) with ECS tasks that behave like batch jobs (see
+``local.aws.ecs_sim``) and a control API under ``/_local`` for scenarios, faults and call records (see
+``local.aws.app``). Point boto3 at it with ``endpoint_url=http://HOST:PORT`` and any credentials.
 
 In-process, ``with LocalAws(port=0) as aws:`` serves from a background thread at ``aws.url``; moto's state is
 per process, so run one per process.
@@ -22,9 +22,9 @@ from types import TracebackType
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from local import aws_query_definitions, ecs_sim
-from local.aws_app import LocalAwsApp
-from local.aws_ids import enable_custom_ids
+from local.aws import ecs_sim, query_definitions
+from local.aws.app import LocalAwsApp
+from local.aws.ids import enable_custom_ids
 from local.settings import LOCAL_AWS_PORT
 
 DEFAULT_DURATION = float(os.environ.get("LOCAL_AWS_DEFAULT_DURATION", "3"))
@@ -49,7 +49,7 @@ class LocalAws:
 
     def start(self) -> LocalAws:
         ecs_sim.install(self.simulator)
-        aws_query_definitions.install()
+        query_definitions.install()
         _enable_custom_ids()
         self._server = make_server(
             self._host, self._port, self.app, threaded=True, request_handler=MotoRequestHandler
@@ -75,13 +75,6 @@ class LocalAws:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
-
-
-def serve(
-    host: str = "127.0.0.1", port: int = LOCAL_AWS_PORT, default_duration: float = DEFAULT_DURATION
-) -> LocalAws:
-    """Start serving from a background thread; ``stop()`` the returned server when done."""
-    return LocalAws(host, port, default_duration).start()
 
 
 @functools.cache
@@ -111,7 +104,3 @@ def main(argv: list[str] | None = None) -> None:
     with LocalAws(args.host, args.port, args.default_duration) as aws:
         print(f"local AWS listening on {aws.url}", flush=True)
         stopping.wait()
-
-
-if __name__ == "__main__":
-    main()
