@@ -237,7 +237,9 @@ def test_a_retry_after_a_failure_with_no_retry_left_fails_without_running_the_jo
     from airflow.sdk.exceptions import AirflowFailException
 
     from ecsjobs.catalog import load_catalog
+    from ecsjobs.errors import StepFailedFinally
     from ecsjobs.factory import build_dag
+    from ecsjobs.outcome import OutcomeClass
 
     case = f"lostfail{started}"  # each case its own task instance, and so its own ECS tasks
     (config_dir / "jobs" / f"{case}.yaml").write_text(one_step_job(case, policy))
@@ -254,9 +256,15 @@ def test_a_retry_after_a_failure_with_no_retry_left_fails_without_running_the_jo
 
     retry = TaskInstance(case, 2, max_tries=operator.retries)
     if started == 1:
-        with pytest.raises(AirflowFailException, match="application failure.*exited with code 5"):
+        with pytest.raises(AirflowFailException, match="application failure.*exited with code 5") as failed:
             operator.execute({"ti": retry})
         assert retry.pushed["ecs_run"]["adopted_from"] == 1
+        # The failure carries its outcome, not only a message: callbacks and tests read it.
+        assert isinstance(failed.value, StepFailedFinally)
+        assert (failed.value.outcome.cls, failed.value.outcome.exit_code) == (
+            OutcomeClass.APPLICATION_FAILURE,
+            5,
+        )
     else:
         with pytest.raises(TaskDeferred):
             operator.execute({"ti": retry})

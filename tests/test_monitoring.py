@@ -467,3 +467,39 @@ def test_local_aws_keeps_query_definitions_as_cloudwatch_logs_does(aws):
 def queries_named(logs, name: str) -> list[dict]:
     found = logs.describe_query_definitions(queryDefinitionNamePrefix=name)["queryDefinitions"]
     return [q for q in found if q["name"] == name]
+
+
+def test_every_alarm_and_dashboard_line_matches_a_metric_a_run_publishes(run_job, aws, config_dir: Path):
+    """The metrics contract, end to end: a two-step pipeline runs for real (its steps and its totals publish),
+    then every alarm and every dashboard line of the job must name a metric that CloudWatch now holds,
+    namespace, name and dimensions alike. An alarm that matches nothing would never fire."""
+    summary = {"records_processed": 5, "errors": 0}
+    extra = "expected_duration: 1m\nsteps:\n  extract: {}\n  load: {depends_on: [extract]}\n"
+    result = run_job("contract", {"duration": 0.5, "summary": summary}, extra=extra)
+    assert result.state == "success"
+    catalog = load_catalog(config_dir, "local")
+    cloudwatch, _ = clients(aws)
+    published = {
+        (
+            metric["Namespace"],
+            metric["MetricName"],
+            frozenset((d["Name"], d["Value"]) for d in metric["Dimensions"]),
+        )
+        for page in cloudwatch.get_paginator("list_metrics").paginate(
+            Namespace=catalog.environment.metrics_namespace, Dimensions=[{"Name": "Job", "Value": "contract"}]
+        )
+        for metric in page["Metrics"]
+    }
+
+    wanted = desired_alarms(catalog, metric_baselines(catalog, None)[0])
+    alarms_of_job = [a for name, a in wanted.items() if "/contract/" in name]
+    assert len(alarms_of_job) == 6  # duration, errors, failures for each step
+    for alarm in alarms_of_job:
+        dims = frozenset((d["Name"], d["Value"]) for d in alarm["Dimensions"])
+        assert (alarm["Namespace"], alarm["MetricName"], dims) in published, alarm["AlarmName"]
+    widgets = desired_dashboard(catalog)["widgets"]
+    lines = [line for w in widgets if w["type"] == "metric" for line in w["properties"]["metrics"]]
+    for namespace, name, *rest in [line for line in lines if "contract" in line]:
+        pairs = rest[:-1]  # the last item is the line's options
+        dims = frozenset(zip(pairs[::2], pairs[1::2], strict=True))
+        assert (namespace, name, dims) in published, (name, dims)

@@ -192,7 +192,7 @@ def test_a_burst_of_server_errors_delays_a_wait_by_at_most_the_interval_plus_10_
     """Each DescribeTasks is one bounded attempt, whatever config the waits carry (the operator's is
     botocore's adaptive mode with 10 attempts, which retried one call for about a minute), and a failed round
     is followed by the next one at the interval: once the burst ends, every wait learns of its task's end."""
-    from ecsjobs.operators import BOTOCORE_CONFIG
+    from ecsjobs.aws import BOTOCORE_CONFIG
 
     arns = _start(aws, ecs, 5, duration=1.0)
     burst = aws.post("/_local/faults", {"action": "DescribeTasks", "kind": "http_500"})

@@ -24,6 +24,7 @@ from typing import Any
 
 from airflow.sdk import BaseNotifier
 
+from ecsjobs.outcome import OutcomeClass
 from ecsjobs.steprun import StepRun, task_duration
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ def step_message(event: str, channel: str, run: StepRun, note: str | None = None
         "Job / step": f"{run.job} / {step}",
         "Run": f"{run.run_id}\nlogical date {run.logical_date or '-'}",
         "Try": f"{run.try_number} of {run.max_tries + 1}",
-        "Outcome": run.outcome.replace("_", " "),
+        "Outcome": _outcome_text(run),
         "Container / exit code": f"{run.container or '-'} / {_or_dash(run.exit_code)}",
         "Stop code / reason": " / ".join(p for p in (run.stop_code, run.reason) if p) or "-",
         "ECS task": run.task_arn or "none (RunTask started no task)",
@@ -114,7 +115,7 @@ def step_message(event: str, channel: str, run: StepRun, note: str | None = None
         blocks.append(
             {"type": "section", "text": {"type": "mrkdwn", "text": f"*Last log lines*\n```{lines}```"}}
         )
-    text = f"{title} (try {run.try_number}, {run.outcome}, task {run.task_arn or '-'})"
+    text = f"{title} (try {run.try_number}, {_outcome_text(run)}, task {run.task_arn or '-'})"
     return Message(channel=channel, text=escape(text), blocks=blocks)
 
 
@@ -153,21 +154,8 @@ def send(slack_conn_id: str, message: Message) -> bool:
 
 
 async def asend(slack_conn_id: str, message: Message) -> bool:
-    """:func:`send` for the triggerer's event loop."""
-    for attempt in (1, 2):
-        try:
-            client = await _hook(slack_conn_id).get_async_client()
-            await client.chat_postMessage(channel=message.channel, text=message.text, blocks=message.blocks)
-            log.info("Slack alert sent to %s: %s", message.channel, message.text)
-            return True
-        except Exception as error:
-            wait = _retry_after(error)
-            if attempt == 1 and wait is not None and wait <= MAX_RETRY_AFTER:
-                await asyncio.sleep(wait)
-                continue
-            _undelivered(message, error)
-            return False
-    return False
+    """:func:`send` for the triggerer's event loop, run in a thread: one way of sending, one retry rule."""
+    return await asyncio.to_thread(send, slack_conn_id, message)
 
 
 def _hook(slack_conn_id: str):
@@ -226,7 +214,7 @@ class StepAlertNotifier(BaseNotifier):
             if outcome is not None and outcome.succeeded:
                 note = LOST_SUCCESS
         event = self.kind
-        if self.kind == "failure" and run.outcome == "timed_out":
+        if self.kind == "failure" and run.outcome is OutcomeClass.TIMED_OUT:
             event = "timeout"
         if event == "recovery" and (run.adopted_from or run.try_number) < 2:
             return  # the ECS task that succeeded was the first one
@@ -272,7 +260,8 @@ def _run_without_result(context, task: dict[str, Any] | None = None, outcome: An
     )
     if outcome is not None:
         return run
-    return replace(run, outcome="error", reason=f"{type(error).__name__}: {error}" if error else "unknown")
+    reason = f"{type(error).__name__}: {error}" if error else "unknown"
+    return replace(run, outcome=OutcomeClass.NO_RESULT, reason=reason)
 
 
 async def run_late(slack_conn_id: str, channel: str, deadline: str, context: dict | None = None) -> bool:
@@ -285,6 +274,10 @@ async def run_late(slack_conn_id: str, channel: str, deadline: str, context: dic
 def _get(obj: Any, name: str) -> str:
     value = obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
     return str(value) if value is not None else "?"
+
+
+def _outcome_text(run: StepRun) -> str:
+    return run.outcome.value.replace("_", " ") if run.outcome else "running"
 
 
 def _or_dash(value: Any) -> str:

@@ -14,19 +14,17 @@ import time
 from datetime import datetime
 from typing import Any
 
-from airflow.providers.amazon.aws.hooks.logs import AwsLogsHook
-
 log = logging.getLogger(__name__)
 
 
-def write(aws_conn_id: str | None, region: str | None, group: str, record: dict[str, Any]) -> bool:
-    """Put ``record`` in ``group``, stream = the job id; the stream is created on first use."""
+def write(client: Any, group: str, record: dict[str, Any]) -> bool:
+    """Put ``record`` in ``group`` with the CloudWatch Logs ``client``, stream = the job id; the stream is
+    created on first use."""
     line = json.dumps(record, sort_keys=True, default=str)
     log.info("Audit record: %s", line)
     stream = record["job"]
     event = {"timestamp": int(time.time() * 1000), "message": line}
     try:
-        client = AwsLogsHook(aws_conn_id=aws_conn_id, region_name=region).conn
         try:
             client.put_log_events(logGroupName=group, logStreamName=stream, logEvents=[event])
         except client.exceptions.ResourceNotFoundException:
@@ -40,16 +38,13 @@ def write(aws_conn_id: str | None, region: str | None, group: str, record: dict[
     return True
 
 
-def reported(
-    aws_conn_id: str | None, region: str | None, group: str, record: dict[str, Any], since: datetime | None
-) -> bool:
+def reported(client: Any, group: str, record: dict[str, Any], since: datetime | None) -> bool:
     """Whether ``group`` already holds a record of the same ECS task with the same outcome, written since
     ``since`` (when the task stopped: no earlier record can be of its result). A failed read answers False:
     a record written twice beats a record lost."""
     start = {"startTime": int(since.timestamp() * 1000)} if since else {}
     token: str | None = None
     try:
-        client = AwsLogsHook(aws_conn_id=aws_conn_id, region_name=region).conn
         while True:
             response = client.get_log_events(
                 logGroupName=group,

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ecsjobs.catalog import Catalog, CatalogError
+from ecsjobs.errors import EcsJobsError
 
 REPO = Path(__file__).resolve().parents[2]
 CATALOG_FOLDER = "catalog"  # dags/catalog/
@@ -65,7 +66,7 @@ socket.getaddrinfo = _no_lookup
 """
 
 
-class BundleError(Exception):
+class BundleError(EcsJobsError):
     """The bundle cannot be built, or MWAA would not accept it; the message says what and why."""
 
 

@@ -20,6 +20,7 @@ import jsonschema
 import pendulum
 from pydantic import BaseModel, ValidationError
 
+from ecsjobs.errors import EcsJobsError
 from ecsjobs.leaks import command_leak, environment_leak
 from ecsjobs.models import (
     FARGATE_LAUNCHES,
@@ -91,7 +92,7 @@ def _relative(path: Path) -> Path:
         return path
 
 
-class CatalogError(Exception):
+class CatalogError(EcsJobsError):
     """The catalog cannot be used; carries every problem found, not just the first."""
 
     def __init__(self, problems: list[Problem]):

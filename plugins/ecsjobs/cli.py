@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ecsjobs.catalog import Catalog, CatalogError, config_dir, environment_problems, load_catalog, report
+from ecsjobs.errors import EcsJobsError
 from ecsjobs.schema import schema_dir, schemas, write_schemas
 
 
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-class UsageError(Exception):
+class UsageError(EcsJobsError):
     """A mistake on the command line."""
 
 

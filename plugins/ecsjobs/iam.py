@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ecsjobs.catalog import Catalog, CatalogError
+from ecsjobs.errors import EcsJobsError
 from ecsjobs.monitoring import log_groups, name_prefix
 
 # Where the MWAA environment's secrets backend looks for connections (docs/deploy-mwaa.md sets it up).
@@ -36,7 +37,7 @@ WILDCARD_ACTIONS = {
 }
 
 
-class PolicyError(Exception):
+class PolicyError(EcsJobsError):
     """The policy cannot be generated as IAM would accept it."""
 
 

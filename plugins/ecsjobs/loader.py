@@ -7,12 +7,13 @@ import os
 from airflow.sdk import DAG, get_parsing_context
 
 from ecsjobs.catalog import ENVIRONMENT_VAR, load_catalog, report
+from ecsjobs.errors import EcsJobsError
 from ecsjobs.factory import build_dags
 
 VARIABLE_ENV = "AIRFLOW_VAR_ECSJOBS_ENV"  # the Airflow Variable ecsjobs_env, set through the environment
 
 
-class CatalogProblems(Exception):
+class CatalogProblems(EcsJobsError):
     """Raised by ``dags/catalog_errors.py`` so that broken job files show as an Airflow import error."""
 
 

@@ -14,10 +14,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
-from airflow.providers.amazon.aws.hooks.logs import AwsLogsHook
 from airflow.sdk import BaseOperator
 
+from ecsjobs import aws
+from ecsjobs.models import SPOT_LAUNCHES
+from ecsjobs.outcome import OutcomeClass
 from ecsjobs.steprun import StepRun
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,26 @@ log = logging.getLogger(__name__)
 DEFAULT_RECORDS_FIELD = "records_processed"
 DEFAULT_ERRORS_FIELD = "errors"
 INSIGHTS_TIMEOUT = 30  # seconds a Logs Insights query may take before the counts are given up
-SPOT_LAUNCHES = ("fargate_spot", "ec2_spot")
+
+# The metrics contract: what every run publishes (``dimensions``), and what the alarms and the dashboard of
+# ``ecsjobs.monitoring`` read. An alarm on a name or dimension no run publishes would never fire.
+DURATION = "Duration"
+RECORDS = "RecordsProcessed"
+ERRORS = "Errors"
+SUCCEEDED = "Succeeded"
+FAILED = "Failed"
+SPOT_INTERRUPTIONS = "SpotInterruptions"
+ON_DEMAND_FALLBACKS = "OnDemandFallbacks"
+UNITS = {
+    DURATION: "Seconds",
+    RECORDS: "Count",
+    ERRORS: "Count",
+    SUCCEEDED: "Count",
+    FAILED: "Count",
+    SPOT_INTERRUPTIONS: "Count",
+    ON_DEMAND_FALLBACKS: "Count",
+}
+PIPELINE_STEP = "pipeline"  # the Step dimension of a pipeline's totals
 
 
 def summary_counts(summary: Any, records_field: str | None, errors_field: str | None) -> tuple[Any, Any]:
@@ -38,38 +58,54 @@ def summary_counts(summary: Any, records_field: str | None, errors_field: str | 
     )
 
 
-def step_metric_data(run: StepRun) -> list[dict[str, Any]]:
-    """One PutMetricData batch for a step run: duration, records, errors, result, Spot loss, fallback."""
-    dimensions = [
-        {"Name": "Job", "Value": run.job},
-        {"Name": "Step", "Value": run.step},
-        {"Name": "Environment", "Value": run.environment},
-    ]
-    values: list[tuple[str, float | None, str]] = [
-        ("Duration", run.duration_seconds, "Seconds"),
-        ("RecordsProcessed", run.records, "Count"),
-        ("Errors", run.errors, "Count"),
-        ("Succeeded", float(run.succeeded), "Count"),
-        # A failed try that will be retried is not (yet) a failed step: the failure alarm counts final ones.
-        ("Failed", float(run.final and not run.succeeded), "Count"),
-        (
-            "SpotInterruptions",
-            float(run.outcome == "infrastructure_loss" and run.launch in SPOT_LAUNCHES),
-            "Count",
-        ),
-        ("OnDemandFallbacks", float(run.fallback), "Count"),
-    ]
+def dimensions(job: str, step: str, environment: str) -> list[dict[str, str]]:
+    """The dimensions of every metric of a step's runs (``PIPELINE_STEP`` for a pipeline's totals)."""
     return [
-        {"MetricName": name, "Dimensions": dimensions, "Value": value, "Unit": unit}
-        for name, value, unit in values
+        {"Name": "Job", "Value": job},
+        {"Name": "Step", "Value": step},
+        {"Name": "Environment", "Value": environment},
+    ]
+
+
+def metric_data(job: str, step: str, environment: str, values: dict[str, float | None]) -> list[dict]:
+    """PutMetricData entries of the contract's metrics; a value of None (not known) is left out."""
+    return [
+        {
+            "MetricName": name,
+            "Dimensions": dimensions(job, step, environment),
+            "Value": value,
+            "Unit": UNITS[name],
+        }
+        for name, value in values.items()
         if value is not None
     ]
 
 
-def publish(aws_conn_id: str | None, region: str | None, namespace: str, data: list[dict[str, Any]]) -> bool:
-    """PutMetricData in one call; False (and a logged warning) when CloudWatch refused it."""
+def step_metric_data(run: StepRun) -> list[dict[str, Any]]:
+    """One PutMetricData batch for a step run: duration, records, errors, result, Spot loss, fallback."""
+    return metric_data(
+        run.job,
+        run.step,
+        run.environment,
+        {
+            DURATION: run.duration_seconds,
+            RECORDS: run.records,
+            ERRORS: run.errors,
+            SUCCEEDED: float(run.succeeded),
+            # A failed try that will be retried is not yet a failed step: the failure alarm counts final ones.
+            FAILED: float(run.final and not run.succeeded),
+            SPOT_INTERRUPTIONS: float(
+                run.outcome is OutcomeClass.INFRASTRUCTURE_LOSS and run.launch in SPOT_LAUNCHES
+            ),
+            ON_DEMAND_FALLBACKS: float(run.fallback),
+        },
+    )
+
+
+def publish(client: Any, namespace: str, data: list[dict[str, Any]]) -> bool:
+    """PutMetricData in one call with the CloudWatch ``client``; False (and a logged warning) when
+    CloudWatch refused it."""
     try:
-        client = AwsBaseHook(aws_conn_id=aws_conn_id, region_name=region, client_type="cloudwatch").conn
         client.put_metric_data(Namespace=namespace, MetricData=data)
     except Exception:  # metrics are a side channel: they never fail the job
         log.warning("Could not publish %d metrics to %s", len(data), namespace, exc_info=True)
@@ -92,7 +128,7 @@ def insights_counts(
     end: datetime,
 ) -> tuple[Any, Any]:
     """Run a Logs Insights query over the task's lifetime; the last row's ``records`` and ``errors``."""
-    client = AwsLogsHook(aws_conn_id=aws_conn_id, region_name=region).conn
+    client = aws.client("logs", aws_conn_id, region)
     query_id = client.start_query(
         logGroupName=log_group,
         startTime=int(start.timestamp()) - 60,
@@ -135,7 +171,7 @@ class EcsJobMetricsOperator(BaseOperator):
         region_name: str | None,
         namespace: str,
         environment: str,
-        step_name: str = "pipeline",
+        step_name: str = PIPELINE_STEP,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -163,24 +199,16 @@ class EcsJobMetricsOperator(BaseOperator):
             "errors": _sum(run.get("errors") for run in runs),
             "failed_steps": sum(1 for run in runs if run.get("outcome") != "succeeded"),
         }
-        dimensions = [
-            {"Name": "Job", "Value": ti.dag_id},
-            {"Name": "Step", "Value": self.step_name},
-            {"Name": "Environment", "Value": self.environment},
-        ]
-        data = [
-            {"MetricName": name, "Dimensions": dimensions, "Value": float(value), "Unit": unit}
-            for name, value, unit in (
-                ("Duration", totals["duration_seconds"], "Seconds"),
-                ("RecordsProcessed", totals["records"], "Count"),
-                ("Errors", totals["errors"], "Count"),
-                ("Succeeded", totals["failed_steps"] == 0, "Count"),
-                ("Failed", totals["failed_steps"] > 0, "Count"),
-            )
-            if value is not None
-        ]
+        values = {
+            DURATION: totals["duration_seconds"],
+            RECORDS: totals["records"],
+            ERRORS: totals["errors"],
+            SUCCEEDED: float(totals["failed_steps"] == 0),
+            FAILED: float(totals["failed_steps"] > 0),
+        }
         self.log.info("Pipeline totals: %s", json.dumps(totals))
-        publish(self.aws_conn_id, self.region_name, self.namespace, data)
+        data = metric_data(ti.dag_id, self.step_name, self.environment, values)
+        publish(aws.client("cloudwatch", self.aws_conn_id, self.region_name), self.namespace, data)
         return totals
 
 

@@ -136,7 +136,9 @@ class Alerts(Strict):
         default=None, description="Events that alert: failure, timeout, late, retry, recovery."
     )
     deadline: Duration | None = Field(
-        default=None, description="A run not finished this long after its logical date alerts as late."
+        default=None,
+        description="A run not finished this long after it was queued (triggered, scheduled or cleared) "
+        "alerts as late; a backfill of an old date is judged by how long it takes, not by its date.",
     )
 
 

@@ -26,7 +26,16 @@ from airflow.sdk import DAG, task
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ecsjobs.catalog import Catalog, JobSpec, load_catalog
-from ecsjobs.metrics import DEFAULT_ERRORS_FIELD, DEFAULT_RECORDS_FIELD
+from ecsjobs.errors import EcsJobsError
+from ecsjobs.metrics import (
+    DEFAULT_ERRORS_FIELD,
+    DEFAULT_RECORDS_FIELD,
+    DURATION,
+    ERRORS,
+    FAILED,
+    RECORDS,
+    dimensions,
+)
 from ecsjobs.models import Step, step_order
 
 log = logging.getLogger(__name__)
@@ -59,7 +68,7 @@ _OPERATORS = {"GreaterThanThreshold": ">", "GreaterThanOrEqualToThreshold": ">="
 _SYMBOLS = {"create": "+", "update": "~", "delete": "-", "conflict": "!"}
 
 
-class MonitoringError(Exception):
+class MonitoringError(EcsJobsError):
     """The sync could not do everything it should; the message says what and why."""
 
 
@@ -85,15 +94,6 @@ def expected_baseline(step: Step) -> Baseline | None:
         return None
     seconds = step.expected_duration.total_seconds()
     return Baseline(seconds, f"expected_duration {seconds:g} s")
-
-
-def dimensions(job_id: str, step_name: str, environment: str) -> list[dict[str, str]]:
-    """The dimensions every step run publishes its metrics with (the metrics contract)."""
-    return [
-        {"Name": "Job", "Value": job_id},
-        {"Name": "Step", "Value": step_name},
-        {"Name": "Environment", "Value": environment},
-    ]
 
 
 def desired_alarms(catalog: Catalog, baselines: dict[tuple[str, str], Baseline | None]) -> dict[str, dict]:
@@ -125,7 +125,7 @@ def desired_alarms(catalog: Catalog, baselines: dict[tuple[str, str], Baseline |
                 threshold = float(math.ceil(baseline.seconds * DURATION_FACTOR))
                 alarms[f"{name}/duration"] = {
                     **common,
-                    "MetricName": "Duration",
+                    "MetricName": DURATION,
                     "Statistic": "Maximum",
                     "Threshold": threshold,
                     "ComparisonOperator": "GreaterThanThreshold",
@@ -136,7 +136,7 @@ def desired_alarms(catalog: Catalog, baselines: dict[tuple[str, str], Baseline |
                 }
             alarms[f"{name}/errors"] = {
                 **common,
-                "MetricName": "Errors",
+                "MetricName": ERRORS,
                 "Statistic": "Sum",
                 "Threshold": 0.0,
                 "ComparisonOperator": "GreaterThanThreshold",
@@ -144,7 +144,7 @@ def desired_alarms(catalog: Catalog, baselines: dict[tuple[str, str], Baseline |
             }
             alarms[f"{name}/failures"] = {
                 **common,
-                "MetricName": "Failed",
+                "MetricName": FAILED,
                 "Statistic": "Sum",
                 "Threshold": 1.0,
                 "ComparisonOperator": "GreaterThanOrEqualToThreshold",
@@ -254,9 +254,9 @@ def desired_dashboard(catalog: Catalog) -> dict[str, Any]:
         }
     ]
     panels = [
-        ("Duration", "Maximum", "duration (s)"),
-        ("RecordsProcessed", "Sum", "records"),
-        ("Errors", "Sum", "errors"),
+        (DURATION, "Maximum", "duration (s)"),
+        (RECORDS, "Sum", "records"),
+        (ERRORS, "Sum", "errors"),
     ]
     for row, (job_id, spec) in enumerate(sorted(catalog.jobs.items())):
         for column, (metric, stat, label) in enumerate(panels):
@@ -340,7 +340,7 @@ def _duration_statistic(
     percentile = statistic.startswith("p")
     answer = cloudwatch.get_metric_statistics(
         Namespace=catalog.environment.metrics_namespace,
-        MetricName="Duration",
+        MetricName=DURATION,
         Dimensions=dimensions(job_id, step_name, catalog.environment_name),
         StartTime=start,
         EndTime=end,

@@ -1,11 +1,11 @@
 """The operator that runs one catalog step as an ECS task.
 
 A subclass of the Amazon provider's ``EcsRunTaskOperator``: it keeps the provider's hook, connection
-handling, ``ecs_task_arn`` XCom and log fetching, and replaces what the provider gets wrong for batch jobs
-(see ``ecsjobs.outcome``): the wait is batched across tasks (``ecsjobs.triggers``), the result is judged by
-essential containers and stop codes, each outcome class has its own retry budget, Spot falls back to
-on-demand, the step timeout holds while deferred, and no try starts an ECS task while an earlier one still
-runs or after one succeeded.
+handling, ``ecs_task_arn`` XCom and log fetching (``ecsjobs.provider``), and replaces what the provider gets
+wrong for batch jobs (see ``ecsjobs.outcome``): the wait is batched across tasks (``ecsjobs.triggers``), the
+result is judged by essential containers and stop codes, each outcome class has its own retry budget, Spot
+falls back to on-demand (``ecsjobs.retries``), the step timeout holds while deferred, and no try starts an
+ECS task while an earlier one still runs or after one succeeded (``ecsjobs.history``).
 
 A succeeded ECS task is never started again. Airflow can fail a try whose ECS task succeeded: when a trigger
 fires within seconds of its task deferring, the scheduler may read the worker's stale "finished" for a failure
@@ -13,9 +13,9 @@ of the resumed try and retry it (apache/airflow#72716, #66374; not fixed in 3.2 
 *adopts* the succeeded task's result instead of starting another. To tell such a retry from a user's clear
 of a succeeded step (which must run it again), a try reads Airflow's record of the task instance: a clear
 raises ``max_tries`` to the try number plus ``retries``, so only tries after the last clear are adopted. Every
-step keeps Airflow retries (``ADOPTION_RESERVE``) that its own retry budget never spends, so that the race
-on its last try is adopted too instead of leaving a succeeded step FAILED. A failure is adopted the same way
-when it left no retry: the job is not run again against its retry policy.
+step keeps Airflow retries (``ecsjobs.retries.ADOPTION_RESERVE``) that its own retry budget never spends, so
+that the race on its last try is adopted too instead of leaving a succeeded step FAILED. A failure is adopted
+the same way when it left no retry: the job is not run again against its retry policy.
 """
 
 from __future__ import annotations
@@ -30,11 +30,13 @@ from typing import Any, NoReturn
 import jinja2
 from airflow.providers.amazon.aws.operators.ecs import EcsRunTaskOperator
 from airflow.providers.amazon.aws.utils.identifiers import generate_uuid
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from botocore.exceptions import ClientError
 
-from ecsjobs import audit, metrics
+from ecsjobs import audit, aws, metrics, provider
 from ecsjobs.alerts import LATE_FACTOR, Route, step_message
+from ecsjobs.aws import BOTOCORE_CONFIG
+from ecsjobs.errors import StepFailed, StepFailedFinally
+from ecsjobs.history import LAUNCH_TAG, TRY_TAG, started_by_for, tag, tasks_of, try_of
 from ecsjobs.links import EcsTaskLink, EcsTaskLogsLink, log_stream_url
 from ecsjobs.metrics import insights_counts, insights_query, summary_counts
 from ecsjobs.outcome import (
@@ -49,25 +51,18 @@ from ecsjobs.outcome import (
     timeout_stop_reason,
 )
 from ecsjobs.poller import is_transient
+from ecsjobs.retries import ADOPTION_RESERVE, Decision, Tries, decide, lost_result_was_final, on_demand
 from ecsjobs.steprun import StepRun, task_duration, task_stopped_at
 from ecsjobs.taskdefs import essential_containers
 from ecsjobs.templating import with_run_dates
 from ecsjobs.triggers import EcsTaskWaitTrigger
 
-# Throttled calls must slow the step down, never fail it (botocore's default gives up after 3 attempts):
-# adaptive mode adds client-side rate limiting on top of the retries.
-BOTOCORE_CONFIG = {"retries": {"mode": "adaptive", "max_attempts": 10}}
-TRY_TAG = "ecsjobs:try"
-LAUNCH_TAG = "ecsjobs:launch"
 # The defer timeout is a safety net behind the trigger's own deadline, for a triggerer that never answers.
 DEFER_GRACE = timedelta(minutes=10)
 CAPACITY_RETRY_DELAYS = (5, 15)  # seconds between RunTask attempts on the same capacity within one try
-# Airflow retries kept for adopting the result of a try that Airflow failed (see the module docstring). Two:
-# the race is sometimes followed by a second failure, of the retry that collides with the lost try's resumed
-# worker (measured in the tier: 1 of 40 task instances).
-ADOPTION_RESERVE = 2
 # RunTask: "A total of 8192 characters are allowed for overrides", JSON formatting included.
 MAX_OVERRIDES_LENGTH = 8192
+KILL_REASON = kill_stop_reason("the Airflow task was stopped (marked failed or cleared)")
 
 
 class EcsJobOperator(EcsRunTaskOperator):
@@ -82,7 +77,7 @@ class EcsJobOperator(EcsRunTaskOperator):
         ``fallback_after`` times (Spot losses in earlier tries, or capacity failures in this one).
     :param fallback_after: Spot failures before falling back to ``on_demand``; 0 never falls back.
     :param outcome_retries: retries per outcome class (a ``RetryPolicy`` as a dict); classes it does not set
-        use ``ecsjobs.outcome.DEFAULT_RETRIES``; the task's ``retries`` stays the upper bound.
+        use ``ecsjobs.outcome.DEFAULT_RETRIES``; the step's ``retries`` stays the upper bound.
     :param step_timeout: longest the step may run; its ECS task is stopped then, even while deferred.
     :param poll_interval: seconds between DescribeTasks polls of the shared poller.
     :param resume_delay: seconds after deferring before the step may resume: by then the stale "finished" of
@@ -146,6 +141,7 @@ class EcsJobOperator(EcsRunTaskOperator):
         self.logs_insights_query = logs_insights_query
         self.expected_duration = expected_duration
         self.late_alert = late_alert
+        self.started_by: str | None = None
         self.client_token: str | None = None
         self.step_run: StepRun | None = None  # this try's result, for the alert callbacks
 
@@ -161,8 +157,7 @@ class EcsJobOperator(EcsRunTaskOperator):
                 context["matrix"] = self.matrix
             super().render_template_fields(context, jinja_env)
         except jinja2.TemplateError as error:
-            reason = f"{self._failing_field(context, jinja_env)}: {error}"
-            self._fail(context, judge_rejected(reason))
+            self._finish(context, judge_rejected(f"{self._failing_field(context, jinja_env)}: {error}"))
         if self.matrix:
             self.overrides = _with_matrix_environment(self.overrides, self.container_name, self.matrix)
 
@@ -179,51 +174,50 @@ class EcsJobOperator(EcsRunTaskOperator):
 
     def execute(self, context):
         ti = context["ti"]
-        self._started_by = started_by_for(ti)
-        history = self._history()
-        own = next((t for t in history if _try(t) == ti.try_number), None)
+        self.started_by = started_by_for(ti)
+        history = tasks_of(self.client, self.cluster, self.started_by)
+        own = next((t for t in history if try_of(t) == ti.try_number), None)
         running = next((t for t in history if t.get("lastStatus") != "STOPPED"), None)
         if own or running:
             task = own or running
-            self.arn, launch = task["taskArn"], _tag(task, LAUNCH_TAG) or self.launch
+            self.arn = task["taskArn"]
             self.log.info(
                 "Found this step's ECS task %s (%s); not starting another", self.arn, task["lastStatus"]
             )
-            return self._waiting(context, launch)
-        earlier = [(t, self._judge(t)) for t in self._since_last_clear(ti, history)]
+            return self._waiting(context, tag(task, LAUNCH_TAG) or self.launch)
+        tries = self._tries(ti)
+        earlier = [(t, self._judge(t)) for t in self._since_last_clear(tries, history)]
         succeeded = [(t, outcome) for t, outcome in earlier if outcome.succeeded]
         if succeeded:
             return self._adopt(context, *succeeded[-1])
-        if earlier and self._was_final(ti, earlier):
-            return self._adopt(context, *earlier[-1])
+        if earlier:
+            task, outcome = earlier[-1]
+            failures = sum(1 for _, other in earlier if other.cls == outcome.cls)
+            if lost_result_was_final(outcome.cls, failures, self.outcome_retries, try_of(task), tries):
+                return self._adopt(context, task, outcome)
         spot_losses = sum(
             1
             for t, outcome in earlier
-            if _tag(t, LAUNCH_TAG) != "on_demand" and outcome.cls == OutcomeClass.INFRASTRUCTURE_LOSS
+            if tag(t, LAUNCH_TAG) != "on_demand" and outcome.cls == OutcomeClass.INFRASTRUCTURE_LOSS
         )
         # Earlier tries with no ECS task of their own could not start one: RunTask found no capacity.
-        taskless = ti.try_number - 1 - cleared_after(ti, self.retries) - len({_try(t) for t, _ in earlier})
+        taskless = ti.try_number - 1 - tries.cleared_after - len({try_of(t) for t, _ in earlier})
         self._waiting(context, self._start(context, spot_losses, taskless))
 
     def _waiting(self, context, launch: str) -> None:
         """Record the task this try waits for (XCom, links), then defer to the shared poller."""
         ti = context["ti"]
-        ti.xcom_push(key="ecs_task_arn", value=self.arn)
-        ti.xcom_push(key="ecs_launch", value=launch)
-        self._persist_links(context)
+        self._record_task(context, launch)
         started = ti.start_date.timestamp() if getattr(ti, "start_date", None) else time.time()
         deadline = started + self.step_timeout.total_seconds() if self.step_timeout else None
         self.defer(
-            trigger=EcsTaskWaitTrigger(
-                task_arn=self.arn,
-                cluster=self.cluster,
-                aws_conn_id=self.aws_conn_id,
-                region_name=self.region_name,
-                poll_interval=self.poll_interval,
+            trigger=EcsTaskWaitTrigger.waiting_for(
+                self,
+                self.arn,
                 deadline=deadline,
-                kill_reason=kill_stop_reason("the Airflow task was stopped (marked failed or cleared)"),
+                kill_reason=KILL_REASON,
                 log_group=self.awslogs_group,
-                log_stream=self._get_logs_stream_name(),
+                log_stream=provider.log_stream(self),
                 botocore_config=self.botocore_config,
                 late_alert=self._late_alert(context, launch, started),
                 not_before=time.time() + self.resume_delay if self.resume_delay else None,
@@ -233,68 +227,11 @@ class EcsJobOperator(EcsRunTaskOperator):
             timeout=self.step_timeout + DEFER_GRACE if self.step_timeout else None,
         )
 
-    def _history(self) -> list[dict[str, Any]]:
-        """Every ECS task this task instance started, in any try, running or stopped, with its tags."""
-        arns: list[str] = []
-        for status in ("RUNNING", "STOPPED"):
-            pages = self.client.get_paginator("list_tasks").paginate(
-                cluster=self.cluster, startedBy=self._started_by, desiredStatus=status
-            )
-            arns += [arn for page in pages for arn in page["taskArns"]]
-        tasks = []
-        for i in range(0, len(arns), 100):
-            response = self.client.describe_tasks(
-                cluster=self.cluster, tasks=arns[i : i + 100], include=["TAGS"]
-            )
-            tasks += response["tasks"]
-        return sorted(tasks, key=_try)
-
-    def _since_last_clear(self, ti, history: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The stopped ECS tasks of the earlier tries since the task instance was last cleared: the tries
-        whose failures count against the retry budgets, and whose success a retry adopts."""
-        first = cleared_after(ti, self.retries)
-        return [t for t in history if first < _try(t) < ti.try_number and t.get("lastStatus") == "STOPPED"]
-
-    def _judge(self, task: dict[str, Any]) -> Outcome:
-        """The outcome of a stopped task, every essential container of its task definition deciding."""
-        essential = essential_containers(self.client, task)
-        return judge_task(task, essential=essential, main_container=self.container_name)
-
-    def ecs_result(self, ti) -> tuple[dict[str, Any] | None, Outcome | None]:
-        """The ECS task ``ti``'s try started and its outcome (None while it runs); (None, None) without one.
-        For alerts about a try that Airflow failed without its result."""
-        self._started_by = started_by_for(ti)
-        task = next((t for t in self._history() if _try(t) == ti.try_number), None)
-        if task is None or task.get("lastStatus") != "STOPPED":
-            return task, None
-        return task, self._judge(task)
-
-    def _was_final(self, ti, earlier: list[tuple[dict[str, Any], Outcome]]) -> bool:
-        """Whether the latest earlier try's failure left no retry (its class's budget or the step's retries
-        spent), so that Airflow should not have retried it: the race of the module docstring, on a failure."""
-        task, outcome = earlier[-1]
-        failures = sum(1 for _, other in earlier if other.cls == outcome.cls)
-        budget = allowed_retries(outcome.cls, self.outcome_retries)
-        return failures > budget or _try(task) > ti.max_tries - ADOPTION_RESERVE
-
-    def _adopt(self, context, task: dict[str, Any], outcome: Outcome) -> Any:
-        """Take an earlier try's result (its ECS task succeeded, or failed with no retry left) as this try's,
-        without starting another task."""
+    def _record_task(self, context, launch: str) -> None:
+        """XCom and links of the task this try waits for or adopted."""
         ti = context["ti"]
-        self.arn, launch = task["taskArn"], _tag(task, LAUNCH_TAG) or self.launch
-        self.log.warning(
-            "The ECS task %s of try %s ended (%s), but Airflow did not record that try's result "
-            "(apache/airflow#72716): this try adopts it instead of starting another task",
-            self.arn,
-            _try(task),
-            outcome.cls,
-        )
         ti.xcom_push(key="ecs_task_arn", value=self.arn)
         ti.xcom_push(key="ecs_launch", value=launch)
-        self._persist_links(context)
-        return self._finish(context, outcome, launch, task, adopted_from=_try(task))
-
-    def _persist_links(self, context) -> None:
         region, partition = self.hook.conn_region_name, self.hook.conn_partition
         EcsTaskLink.persist(
             context=context,
@@ -304,7 +241,7 @@ class EcsJobOperator(EcsRunTaskOperator):
             cluster_name=self.cluster.rsplit("/", 1)[-1],
             task_id=self.arn.rsplit("/", 1)[-1],
         )
-        if self._aws_logs_enabled():
+        if provider.logs_enabled(self):
             EcsTaskLogsLink.persist(
                 context=context,
                 operator=self,
@@ -312,8 +249,48 @@ class EcsJobOperator(EcsRunTaskOperator):
                 aws_partition=partition,
                 awslogs_region=self.awslogs_region or region,
                 awslogs_group=self.awslogs_group,
-                awslogs_stream_name=self._get_logs_stream_name(),
+                awslogs_stream_name=provider.log_stream(self),
             )
+
+    def _tries(self, ti) -> Tries:
+        return Tries(number=ti.try_number, max_tries=ti.max_tries, retries=self.retries)
+
+    def _since_last_clear(self, tries: Tries, history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The stopped ECS tasks of the earlier tries since the task instance was last cleared: the tries
+        whose failures count against the retry budgets, and whose success a retry adopts."""
+        return [
+            t
+            for t in history
+            if tries.cleared_after < try_of(t) < tries.number and t.get("lastStatus") == "STOPPED"
+        ]
+
+    def _judge(self, task: dict[str, Any]) -> Outcome:
+        """The outcome of a stopped task, every essential container of its task definition deciding."""
+        essential = essential_containers(self.client, task)
+        return judge_task(task, essential=essential, main_container=self.container_name)
+
+    def ecs_result(self, ti) -> tuple[dict[str, Any] | None, Outcome | None]:
+        """The ECS task ``ti``'s try started and its outcome (None while it runs); (None, None) without one.
+        For alerts about a try that Airflow failed without its result."""
+        history = tasks_of(self.client, self.cluster, started_by_for(ti))
+        task = next((t for t in history if try_of(t) == ti.try_number), None)
+        if task is None or task.get("lastStatus") != "STOPPED":
+            return task, None
+        return task, self._judge(task)
+
+    def _adopt(self, context, task: dict[str, Any], outcome: Outcome) -> Any:
+        """Take an earlier try's result (its ECS task succeeded, or failed with no retry left) as this try's,
+        without starting another task."""
+        self.arn, launch = task["taskArn"], tag(task, LAUNCH_TAG) or self.launch
+        self.log.warning(
+            "The ECS task %s of try %s ended (%s), but Airflow did not record that try's result "
+            "(apache/airflow#72716): this try adopts it instead of starting another task",
+            self.arn,
+            try_of(task),
+            outcome.cls,
+        )
+        self._record_task(context, launch)
+        return self._finish(context, outcome, launch, task, adopted_from=try_of(task))
 
     def _late_alert(self, context, launch: str, started: float) -> dict[str, Any] | None:
         """The "running late" alert the trigger sends if the task still runs at 1.5x its expected duration."""
@@ -334,14 +311,14 @@ class EcsJobOperator(EcsRunTaskOperator):
         ``taskless_tries`` (earlier tries that started no task) count against the no-capacity budget.
         """
         try_number = context["ti"].try_number
-        spot = self.capacity_provider_strategy and self.on_demand is not None
-        on_demand = bool(spot and self.fallback_after and spot_losses >= self.fallback_after)
+        spot = bool(self.capacity_provider_strategy and self.on_demand is not None)
+        use_on_demand = on_demand(spot, self.fallback_after, spot_losses)
         capacity_failures = 0
         while True:
-            launch = "on_demand" if on_demand else self.launch
+            launch = "on_demand" if use_on_demand else self.launch
             # One token per try and placement: a resumed try gets its own task back from RunTask itself.
-            self.client_token = generate_uuid(self._started_by, str(try_number), launch)
-            request = self.run_task_request(on_demand=on_demand, try_number=try_number, launch=launch)
+            self.client_token = generate_uuid(self.started_by, str(try_number), launch)
+            request = self.run_task_request(on_demand=use_on_demand, try_number=try_number, launch=launch)
             response = self._run_task(context, request, launch, taskless_tries)
             if response["tasks"]:
                 self.arn = response["tasks"][0]["taskArn"]
@@ -350,13 +327,13 @@ class EcsJobOperator(EcsRunTaskOperator):
             outcome = judge_run_task_failures(response["failures"])
             self.log.warning("RunTask started no task: %s", outcome.describe())
             capacity_failures += outcome.cls == OutcomeClass.NO_CAPACITY
-            if spot and not on_demand and self.fallback_after and capacity_failures >= self.fallback_after:
+            if not use_on_demand and on_demand(spot, self.fallback_after, capacity_failures):
                 self.log.warning("Spot has no capacity: falling back to on-demand for this try")
-                on_demand = True
+                use_on_demand = True
             elif outcome.cls == OutcomeClass.NO_CAPACITY and capacity_failures <= len(CAPACITY_RETRY_DELAYS):
                 time.sleep(CAPACITY_RETRY_DELAYS[capacity_failures - 1])
             else:
-                self._fail(context, outcome, launch=launch, earlier=taskless_tries)
+                self._finish(context, outcome, launch, earlier=taskless_tries)
 
     def _run_task(self, context, request: dict[str, Any], launch: str, taskless_tries: int) -> dict[str, Any]:
         """RunTask; a request ECS refuses (a missing task definition, an invalid parameter, overrides over
@@ -365,7 +342,7 @@ class EcsJobOperator(EcsRunTaskOperator):
         length = len(json.dumps(request["overrides"], separators=(",", ":")))
         if length > MAX_OVERRIDES_LENGTH:
             reason = f"the RunTask overrides are {length} characters; ECS allows {MAX_OVERRIDES_LENGTH}"
-            self._fail(context, judge_rejected(reason), launch=launch, earlier=taskless_tries)
+            self._finish(context, judge_rejected(reason), launch, earlier=taskless_tries)
         try:
             return self.client.run_task(**request)
         except ClientError as error:
@@ -373,7 +350,7 @@ class EcsJobOperator(EcsRunTaskOperator):
                 raise
             details = error.response.get("Error", {})
             reason = f"RunTask refused: {details.get('Code', 'ClientError')}: {details.get('Message', error)}"
-            self._fail(context, judge_rejected(reason), launch=launch, earlier=taskless_tries)
+            self._finish(context, judge_rejected(reason), launch, earlier=taskless_tries)
 
     def run_task_request(
         self, on_demand: bool = False, try_number: int | None = None, launch: str | None = None
@@ -383,7 +360,7 @@ class EcsJobOperator(EcsRunTaskOperator):
             "cluster": self.cluster,
             "taskDefinition": self.task_definition,
             "overrides": self.overrides,
-            "startedBy": self._started_by or self.owner,
+            "startedBy": self.started_by or self.owner,
         }
         placement = (
             self.on_demand
@@ -416,74 +393,65 @@ class EcsJobOperator(EcsRunTaskOperator):
 
     def execute_complete(self, context, event: dict[str, Any]):
         ti = context["ti"]
-        self._started_by = started_by_for(ti)
+        self.started_by = started_by_for(ti)
         self.arn = event["task_arn"]
         launch = ti.xcom_pull(task_ids=ti.task_id, key="ecs_launch", map_indexes=ti.map_index) or self.launch
         if event["status"] == "missing":
-            return self._finish(context, judge_missing(self.arn), launch, None)
+            return self._finish(context, judge_missing(self.arn), launch)
         return self._finish(context, self._judge(event["task"]), launch, event["task"])
 
     def _finish(
         self,
         context,
         outcome: Outcome,
-        launch: str,
-        task: dict[str, Any] | None,
+        launch: str | None = None,
+        task: dict[str, Any] | None = None,
         adopted_from: int | None = None,
+        earlier: int = 0,
     ) -> Any:
-        """Report a try's result; return the job's summary on success, else raise (``_fail``)."""
+        """Report a try's result; return the job's summary on success, else raise so that Airflow retries
+        only while the outcome's class has retries left and the step's are not spent.
+
+        ``earlier``: failures of this class in earlier tries that left no ECS task (RunTask placed none).
+        """
         ti = context["ti"]
-        ti.xcom_push(key="ecs_outcome", value={**outcome.to_dict(), "launch": launch})
+        launch = launch or self.launch
         self.log.info("ECS task %s: %s (launch: %s)", self.arn, outcome.describe(), launch)
         lines = self._last_lines(outcome)
         output = _parsed(lines[-1]) if lines else None
-        if outcome.succeeded:
-            self._report(context, outcome, launch, True, task, lines, output, adopted_from)
+        decision = None if outcome.succeeded else self._decide(ti, outcome, earlier)
+        final = decision is None or not decision.retry
+        run = self._step_run(context, outcome, launch, final, task, lines, output, adopted_from)
+        ti.xcom_push(key="ecs_outcome", value={**outcome.to_dict(), "launch": launch})
+        self._report(context, run, task)
+        if decision is None:
             return output
-        earlier = [t for t in self._since_last_clear(ti, self._history()) if t["taskArn"] != self.arn]
-        history = [self._judge(t).cls for t in earlier]
-        self._fail(context, outcome, history, launch, task, lines, output, adopted_from=adopted_from)
+        self._raise(outcome, decision, lines)
 
-    def _fail(
-        self,
-        context,
-        outcome: Outcome,
-        history: list[OutcomeClass] = (),
-        launch: str | None = None,
-        task: dict[str, Any] | None = None,
-        lines: list[str] = (),
-        output: Any = None,
-        earlier: int = 0,
-        adopted_from: int | None = None,
-    ) -> NoReturn:
-        """Report the try, then raise so that Airflow retries only while its class has retries left and the
-        step's retries are not spent; the adoption reserve is never used for a failure.
+    def _decide(self, ti, outcome: Outcome, earlier: int) -> Decision:
+        """The retry decision for a failed try, counting the failures of its class since the last clear."""
+        tries = self._tries(ti)
+        if allowed_retries(outcome.cls, self.outcome_retries) > earlier:  # else no count changes the answer
+            if self.started_by is None:
+                self.started_by = started_by_for(ti)
+            history = tasks_of(self.client, self.cluster, self.started_by)
+            others = [t for t in self._since_last_clear(tries, history) if t["taskArn"] != self.arn]
+            earlier += sum(1 for t in others if self._judge(t).cls == outcome.cls)
+        return decide(outcome.cls, earlier, self.outcome_retries, tries)
 
-        ``history``: the outcome classes of the earlier tries since the last clear. ``earlier``: failures of
-        this class in earlier tries that left no ECS task in ``history``.
-        """
-        ti = context["ti"]
-        earlier += history.count(outcome.cls)
-        budget = allowed_retries(outcome.cls, self.outcome_retries)
-        spent = ti.try_number > ti.max_tries - ADOPTION_RESERVE
-        retry = earlier < budget and not spent
-        self._report(context, outcome, launch or self.launch, not retry, task, lines, output, adopted_from)
+    @staticmethod
+    def _raise(outcome: Outcome, decision: Decision, lines: list[str]) -> NoReturn:
         message = outcome.describe() + ("\nLast log lines:\n" + "\n".join(lines) if lines else "")
-        if retry:
-            raise AirflowException(f"{message}\n(retry {earlier + 1} of {budget} for {outcome.cls})")
-        if earlier < budget:
-            raise AirflowFailException(
-                f"{message}\n(no retry: the step's {self.step_retries} retries are spent)"
-            )
-        raise AirflowFailException(f"{message}\n(no retry: {budget} allowed for {outcome.cls})")
+        failure = StepFailed if decision.retry else StepFailedFinally
+        raise failure(f"{message}\n({decision.why})", outcome)
 
     def _last_lines(self, outcome: Outcome) -> list[str]:
         """The container's last log lines: the summary line on success, the error's context on failure."""
-        if not self._aws_logs_enabled() or not self.arn or outcome.cls == OutcomeClass.NO_CAPACITY:
+        if not provider.logs_enabled(self) or not self.arn or outcome.cls == OutcomeClass.NO_CAPACITY:
             return []
         count = 1 if outcome.succeeded else self.number_logs_exception
         try:
-            return list(self._get_task_log_fetcher().get_last_log_messages(count))
+            return provider.last_log_lines(self, count)
         except Exception:  # the logs are a courtesy: never let them hide the outcome
             self.log.warning("Could not read the task's last log lines", exc_info=True)
             return []
@@ -501,11 +469,12 @@ class EcsJobOperator(EcsRunTaskOperator):
         output: Any = None,
         adopted_from: int | None = None,
     ) -> StepRun:
+        """The facts of this try, for the audit record, the metrics and the alerts."""
         records, errors = self._counts(output, task)
         logs_url = None
-        if self._aws_logs_enabled() and self.arn:
+        if provider.logs_enabled(self) and self.arn:
             region = self.awslogs_region or self.hook.conn_region_name
-            logs_url = log_stream_url(region, self.awslogs_group, self._get_logs_stream_name())
+            logs_url = log_stream_url(region, self.awslogs_group, provider.log_stream(self))
         return StepRun.of(
             context,
             outcome,
@@ -524,9 +493,9 @@ class EcsJobOperator(EcsRunTaskOperator):
         )
 
     def _counts(self, output: Any, task: dict[str, Any] | None) -> tuple[Any, Any]:
-        if not (self.logs_insights_query and task and task.get("startedAt") and self._aws_logs_enabled()):
+        if not (self.logs_insights_query and task and task.get("startedAt") and provider.logs_enabled(self)):
             return summary_counts(output, self.records_field, self.errors_field)
-        query = insights_query(self.logs_insights_query, self._get_logs_stream_name())
+        query = insights_query(self.logs_insights_query, provider.log_stream(self))
         try:
             start, end = (datetime.fromisoformat(task[k]) for k in ("startedAt", "stoppedAt"))
             region = self.awslogs_region or self.region_name
@@ -535,58 +504,29 @@ class EcsJobOperator(EcsRunTaskOperator):
             self.log.warning("Logs Insights query for records and errors failed", exc_info=True)
             return None, None
 
-    def _report(
-        self,
-        context,
-        outcome: Outcome,
-        launch: str,
-        final: bool,
-        task: dict[str, Any] | None = None,
-        lines: list[str] = (),
-        output: Any = None,
-        adopted_from: int | None = None,
-    ) -> None:
+    def _report(self, context, run: StepRun, task: dict[str, Any] | None) -> None:
         """XCom, metrics and audit record of a try with a result; the last two never fail the step.
 
         The audit record is written last: it marks the result as reported. An adopted result whose lost try
-        got that far is not reported again.
+        got that far is not reported (nor alerted) again.
         """
-        self.step_run = run = self._step_run(
-            context, outcome, launch, final, task, lines, output, adopted_from
-        )
+        self.step_run = run
         record = run.record()
         context["ti"].xcom_push(key="ecs_run", value=record)
-        if run.adopted_from is not None and self.audit_log_group:
-            stopped = task_stopped_at(task)
-            if audit.reported(self.aws_conn_id, self.region_name, self.audit_log_group, record, stopped):
-                self.log.info("Try %s already reported ECS task %s; not again", run.adopted_from, self.arn)
-                self.step_run = replace(run, reported_before=True)
-                return
+        logs = self._client("logs") if self.audit_log_group else None
+        adopted = logs is not None and run.adopted_from is not None
+        if adopted and audit.reported(logs, self.audit_log_group, record, task_stopped_at(task)):
+            self.log.info("Try %s already reported ECS task %s; not again", run.adopted_from, self.arn)
+            self.step_run = replace(run, reported_before=True)
+            return
         if self.metrics_namespace:
-            data = metrics.step_metric_data(run)
-            metrics.publish(self.aws_conn_id, self.region_name, self.metrics_namespace, data)
-        if self.audit_log_group:
-            audit.write(self.aws_conn_id, self.region_name, self.audit_log_group, record)
+            metrics.publish(self._client("cloudwatch"), self.metrics_namespace, metrics.step_metric_data(run))
+        if logs:
+            audit.write(logs, self.audit_log_group, record)
 
-
-def started_by_for(ti) -> str:
-    """The same for every try of a task instance: how a try finds the ECS tasks of earlier ones."""
-    return generate_uuid(ti.dag_id, ti.task_id, ti.run_id, str(ti.map_index))
-
-
-def cleared_after(ti, retries: int) -> int:
-    """The try after which the task instance was last cleared, 0 if never: a clear sets ``max_tries`` to the
-    try number plus the task's ``retries`` (Airflow 3.2 and 3.3), retries leave it alone."""
-    return max(0, min(ti.max_tries - retries, ti.try_number - 1))
-
-
-def _tag(task: dict[str, Any], key: str) -> str | None:
-    return next((t["value"] for t in task.get("tags", []) if t.get("key") == key), None)
-
-
-def _try(task: dict[str, Any]) -> int:
-    """The Airflow try that started an ECS task (0 if the tag is gone)."""
-    return int(_tag(task, TRY_TAG) or 0)
+    def _client(self, service: str) -> Any:
+        """This process's client of ``service`` with the step's connection, region and botocore config."""
+        return aws.client(service, self.aws_conn_id, self.region_name, self.botocore_config)
 
 
 def _launch_text(request: dict[str, Any]) -> str:

@@ -33,6 +33,7 @@ class OutcomeClass(StrEnum):
     TIMED_OUT = "timed_out"
     MISSING = "missing"
     REJECTED = "rejected"
+    NO_RESULT = "no_result"
 
 
 DEFAULT_RETRIES: dict[OutcomeClass, int] = {
@@ -50,10 +51,10 @@ DEFAULT_RETRIES: dict[OutcomeClass, int] = {
     # ECS refused the request itself (a missing task definition, an invalid parameter, overrides over the size
     # limit, access denied): the same request is refused again. Not in the catalog's retry_policy.
     OutcomeClass.REJECTED: 0,
+    # Airflow failed the try before its ECS task had a result (a lost worker, an error of this project's):
+    # Airflow's own retries apply, as for any task.
+    OutcomeClass.NO_RESULT: 0,
 }
-INFRASTRUCTURE_CLASSES = frozenset(
-    {OutcomeClass.INFRASTRUCTURE_LOSS, OutcomeClass.FAILED_TO_START, OutcomeClass.NO_CAPACITY}
-)
 
 # StopTask reasons this project writes. A UserInitiated stop is timed_out only if its reason starts with the
 # timeout prefix; any other stop, this project's kills included, is stopped_externally.
@@ -110,11 +111,6 @@ class Outcome:
     def succeeded(self) -> bool:
         return self.cls is OutcomeClass.SUCCEEDED
 
-    @property
-    def infrastructure(self) -> bool:
-        """Whether the infrastructure failed the run rather than the job or a person."""
-        return self.cls in INFRASTRUCTURE_CLASSES
-
     def describe(self) -> str:
         """One line for errors and alerts: class, deciding container and exit code, stop code and reason."""
         if self.cls is OutcomeClass.REJECTED:
@@ -130,10 +126,6 @@ class Outcome:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "cls": self.cls.value}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Outcome:
-        return cls(**{**data, "cls": OutcomeClass(data["cls"])})
 
 
 Task = dict[str, Any]
@@ -259,46 +251,36 @@ def judge_run_task_failures(failures: list[dict[str, Any]]) -> Outcome:
     if not failures:
         raise ValueError("RunTask reported no failures")
     placement = all(PLACEMENT_FAILURE.match(failure.get("reason") or "") for failure in failures)
-    return Outcome(
-        cls=OutcomeClass.NO_CAPACITY if placement else OutcomeClass.FAILED_TO_START,
-        task_arn=None,
-        exit_code=None,
-        container=None,
-        stop_code=None,
-        reason="; ".join(
-            ": ".join(part for part in (failure.get("reason"), failure.get("detail")) if part)
-            for failure in failures
-        ),
+    reason = "; ".join(
+        ": ".join(part for part in (failure.get("reason"), failure.get("detail")) if part)
+        for failure in failures
+    )
+    return _without_containers(
+        OutcomeClass.NO_CAPACITY if placement else OutcomeClass.FAILED_TO_START, None, reason
     )
 
 
 def judge_rejected(reason: str) -> Outcome:
     """The outcome of a request that could not be sent (a template that does not render, overrides over the
     size limit) or that ECS refused: no task exists."""
-    return Outcome(
-        cls=OutcomeClass.REJECTED,
-        task_arn=None,
-        exit_code=None,
-        container=None,
-        stop_code=None,
-        reason=reason,
-    )
+    return _without_containers(OutcomeClass.REJECTED, None, reason)
 
 
 def judge_missing(task_arn: str) -> Outcome:
     """The outcome of a task DescribeTasks answers ``MISSING`` for: it aged out, its end is unknown."""
-    return Outcome(
-        cls=OutcomeClass.MISSING,
-        task_arn=task_arn,
-        exit_code=None,
-        container=None,
-        stop_code=None,
-        reason="MISSING: ECS no longer describes the task; stopped tasks age out after about an hour",
-    )
+    reason = "MISSING: ECS no longer describes the task; stopped tasks age out after about an hour"
+    return _without_containers(OutcomeClass.MISSING, task_arn, reason)
+
+
+def _without_containers(cls: OutcomeClass, task_arn: str | None, reason: str) -> Outcome:
+    return Outcome(cls=cls, task_arn=task_arn, exit_code=None, container=None, stop_code=None, reason=reason)
 
 
 def allowed_retries(outcome: OutcomeClass, policy: RetryPolicy | Mapping[str, int] | None = None) -> int:
-    """Retries for an outcome class: the step's ``retry_policy`` value, else :data:`DEFAULT_RETRIES`."""
+    """Retries for an outcome class: the step's ``retry_policy`` value, else :data:`DEFAULT_RETRIES`. A
+    rejected request is never retried, whatever a policy says: the same request is refused again."""
+    if outcome is OutcomeClass.REJECTED:
+        return 0
     if isinstance(policy, Mapping):
         configured = policy.get(outcome.value)
     else:

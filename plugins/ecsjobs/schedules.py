@@ -24,11 +24,13 @@ from airflow.timetables.base import DagRunInfo, DataInterval, TimeRestriction, T
 from airflow.timetables.trigger import CronTriggerTimetable, DeltaTriggerTimetable
 from cron_descriptor import CasingTypeEnum, ExpressionDescriptor, FormatException
 
+from ecsjobs.errors import EcsJobsError
+
 PRESETS = ("@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly")
 _RATE_UNITS = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1)}
 
 
-class ScheduleError(ValueError):
+class ScheduleError(EcsJobsError, ValueError):
     """A schedule that cannot be used; the message says what is wrong and what is expected."""
 
 

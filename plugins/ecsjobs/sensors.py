@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from airflow.providers.amazon.aws.hooks.ecs import EcsHook
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from ecsjobs.aws import client
 from ecsjobs.outcome import judge_missing, judge_task
 from ecsjobs.taskdefs import essential_containers
 from ecsjobs.triggers import EcsTaskWaitTrigger
@@ -53,14 +53,7 @@ class EcsTaskCompletionSensor(BaseSensorOperator):
 
     def execute(self, context) -> None:
         self.defer(
-            trigger=EcsTaskWaitTrigger(
-                task_arn=self.task_arn,
-                cluster=self.cluster,
-                aws_conn_id=self.aws_conn_id,
-                region_name=self.region_name,
-                poll_interval=self.poll_interval,
-                kill_reason=None,  # not ours to stop
-            ),
+            trigger=EcsTaskWaitTrigger.waiting_for(self, self.task_arn, kill_reason=None),  # not ours to stop
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout),
         )
@@ -74,8 +67,8 @@ class EcsTaskCompletionSensor(BaseSensorOperator):
         else:
             essential = self.essential_containers
             if essential is None:
-                client = EcsHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name).conn
-                essential = essential_containers(client, event["task"])
+                ecs = client("ecs", self.aws_conn_id, self.region_name)
+                essential = essential_containers(ecs, event["task"])
             outcome = judge_task(event["task"], essential=essential)
         self.log.info("ECS task %s: %s", event["task_arn"], outcome.describe())
         if not outcome.succeeded:

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ecsjobs.outcome import Outcome
+from ecsjobs.outcome import Outcome, OutcomeClass
 
 
 @dataclass
@@ -29,7 +29,7 @@ class StepRun:
     logical_date: str | None
     try_number: int
     max_tries: int
-    outcome: str
+    outcome: OutcomeClass | None  # None: still running (the "late" alert)
     container: str | None
     exit_code: int | None
     stop_code: str | None
@@ -51,13 +51,14 @@ class StepRun:
 
     @property
     def succeeded(self) -> bool:
-        return self.outcome == "succeeded"
+        return self.outcome is OutcomeClass.SUCCEEDED
 
     def record(self) -> dict[str, Any]:
         """The audit record: one flat JSON object."""
         data = asdict(self)
         for name in ("last_lines", "log_url", "logs_console_url", "reported_before"):
             data.pop(name)
+        data["outcome"] = self.outcome.value if self.outcome else None
         return data
 
     @classmethod
@@ -73,7 +74,7 @@ class StepRun:
             logical_date=logical_date.isoformat() if logical_date else None,
             try_number=ti.try_number,
             max_tries=ti.max_tries - getattr(context.get("task"), "adoption_reserve", 0),
-            outcome=outcome.cls.value if outcome else "running",
+            outcome=outcome.cls if outcome else None,
             container=outcome.container if outcome else None,
             exit_code=outcome.exit_code if outcome else None,
             stop_code=outcome.stop_code if outcome else None,

@@ -94,6 +94,19 @@ class EcsTaskWaitTrigger(BaseTrigger):
         self.late_alert = late_alert
         self.not_before = not_before
 
+    @classmethod
+    def waiting_for(cls, source: Any, task_arn: str, **options: Any) -> EcsTaskWaitTrigger:
+        """The wait for ``task_arn`` with the cluster, AWS connection, region and poll interval of ``source``
+        (a step or a completion sensor); ``options`` are the other arguments."""
+        return cls(
+            cluster=source.cluster,
+            task_arn=task_arn,
+            aws_conn_id=source.aws_conn_id,
+            region_name=source.region_name,
+            poll_interval=source.poll_interval,
+            **options,
+        )
+
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
             self.__class__.__module__ + "." + self.__class__.__qualname__,

@@ -9,6 +9,8 @@ from typing import Any
 
 import yaml
 
+from ecsjobs.errors import EcsJobsError
+
 BOOL_TAG = "tag:yaml.org,2002:bool"
 TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 Location = tuple[int, int]  # 1-based line and column
@@ -53,7 +55,7 @@ CatalogLoader.add_implicit_resolver(
 )
 
 
-class YamlFileError(Exception):
+class YamlFileError(EcsJobsError):
     """The file is not valid YAML; carries the position the parser stopped at."""
 
     def __init__(self, path: Path, line: int, column: int, message: str):

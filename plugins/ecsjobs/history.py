@@ -1,0 +1,45 @@
+"""The ECS tasks of one task instance, across its tries: how a try learns what the earlier ones did.
+
+Every try's RunTask carries the same ``startedBy`` (derived from the task instance) and the tags
+``ecsjobs:try`` and ``ecsjobs:launch``, so ListTasks by ``startedBy`` finds them all, running or stopped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.providers.amazon.aws.utils.identifiers import generate_uuid
+
+TRY_TAG = "ecsjobs:try"
+LAUNCH_TAG = "ecsjobs:launch"
+MAX_ARNS_PER_CALL = 100  # DescribeTasks' limit
+
+
+def started_by_for(ti: Any) -> str:
+    """The same for every try of a task instance: how a try finds the ECS tasks of earlier ones."""
+    return generate_uuid(ti.dag_id, ti.task_id, ti.run_id, str(ti.map_index))
+
+
+def tasks_of(client: Any, cluster: str, started_by: str) -> list[dict[str, Any]]:
+    """Every ECS task started with ``started_by``, in any try, running or stopped, with its tags, oldest
+    try first."""
+    arns: list[str] = []
+    for status in ("RUNNING", "STOPPED"):
+        pages = client.get_paginator("list_tasks").paginate(
+            cluster=cluster, startedBy=started_by, desiredStatus=status
+        )
+        arns += [arn for page in pages for arn in page["taskArns"]]
+    tasks = []
+    for i in range(0, len(arns), MAX_ARNS_PER_CALL):
+        chunk = arns[i : i + MAX_ARNS_PER_CALL]
+        tasks += client.describe_tasks(cluster=cluster, tasks=chunk, include=["TAGS"])["tasks"]
+    return sorted(tasks, key=try_of)
+
+
+def tag(task: dict[str, Any], key: str) -> str | None:
+    return next((t["value"] for t in task.get("tags", []) if t.get("key") == key), None)
+
+
+def try_of(task: dict[str, Any]) -> int:
+    """The Airflow try that started an ECS task (0 if the tag is gone)."""
+    return int(tag(task, TRY_TAG) or 0)

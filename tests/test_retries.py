@@ -1,0 +1,75 @@
+"""The retry decisions as a table: one row per case, like the outcome table's rows (``ecsjobs.retries``)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ecsjobs.outcome import OutcomeClass as C
+from ecsjobs.retries import ADOPTION_RESERVE, Tries, decide, lost_result_was_final, on_demand
+
+STEP_RETRIES = 2
+AIRFLOW_RETRIES = STEP_RETRIES + ADOPTION_RESERVE  # what the operator gives Airflow
+
+
+def tries(number: int, cleared_after: int = 0) -> Tries:
+    """Try ``number`` of a task instance last cleared after try ``cleared_after`` (0: never)."""
+    return Tries(number=number, max_tries=cleared_after + AIRFLOW_RETRIES, retries=AIRFLOW_RETRIES)
+
+
+@pytest.mark.parametrize(
+    "cls, earlier, policy, at, retry, why",
+    [
+        (C.INFRASTRUCTURE_LOSS, 0, None, tries(1), True, "retry 1 of 3 for infrastructure_loss"),
+        (C.INFRASTRUCTURE_LOSS, 2, None, tries(3), False, "no retry: the step's 2 retries are spent"),
+        (C.INFRASTRUCTURE_LOSS, 3, None, tries(4), False, "no retry: 3 allowed for infrastructure_loss"),
+        (C.APPLICATION_FAILURE, 0, None, tries(1), False, "no retry: 0 allowed for application_failure"),
+        (C.APPLICATION_FAILURE, 0, {"application_failure": 1}, tries(1), True, "retry 1 of 1"),
+        (C.APPLICATION_FAILURE, 1, {"application_failure": 1}, tries(2), False, "1 allowed"),
+        (C.FAILED_TO_START, 1, None, tries(2), True, "retry 2 of 2 for failed_to_start"),
+        (C.REJECTED, 0, {"rejected": 5}, tries(1), False, "no retry: 0 allowed for rejected"),
+        (C.NO_CAPACITY, 0, None, tries(3), False, "the step's 2 retries are spent"),
+        (C.NO_CAPACITY, 0, None, tries(5, cleared_after=4), True, "retry 1 of 3"),  # a clear resets them
+    ],
+)
+def test_a_failed_try_is_retried_while_its_class_and_the_step_have_retries_left(
+    cls, earlier, policy, at, retry, why
+):
+    decision = decide(cls, earlier, policy, at)
+    assert decision.retry is retry
+    assert why in decision.why
+
+
+def test_the_adoption_reserve_is_never_spent_on_a_failure():
+    last_own_try = tries(STEP_RETRIES + 1)
+    assert not decide(C.INFRASTRUCTURE_LOSS, 0, None, last_own_try).retry
+    assert last_own_try.max_tries + 1 - last_own_try.number == ADOPTION_RESERVE  # tries Airflow still has
+
+
+@pytest.mark.parametrize(
+    "max_tries, number, cleared_after",
+    [(4, 1, 0), (4, 3, 0), (6, 3, 2), (6, 5, 2), (9, 6, 5), (2, 9, 0)],
+)
+def test_a_clear_is_read_from_max_tries(max_tries, number, cleared_after):
+    assert Tries(number=number, max_tries=max_tries, retries=AIRFLOW_RETRIES).cleared_after == cleared_after
+
+
+@pytest.mark.parametrize(
+    "cls, failures, policy, try_number, at, final",
+    [
+        (C.APPLICATION_FAILURE, 1, None, 1, tries(2), True),  # no retry for it: Airflow lost the failure
+        (C.APPLICATION_FAILURE, 1, {"application_failure": 1}, 1, tries(2), False),  # a real retry
+        (C.INFRASTRUCTURE_LOSS, 1, None, 1, tries(2), False),
+        (C.INFRASTRUCTURE_LOSS, 1, None, 3, tries(4), True),  # the step's last own try
+        (C.INFRASTRUCTURE_LOSS, 4, None, 2, tries(3), True),  # more than its class allows
+    ],
+)
+def test_a_lost_failure_is_final_when_it_left_no_retry(cls, failures, policy, try_number, at, final):
+    assert lost_result_was_final(cls, failures, policy, try_number, at) is final
+
+
+@pytest.mark.parametrize(
+    "spot, fallback_after, failures, expected",
+    [(True, 1, 0, False), (True, 1, 1, True), (True, 2, 1, False), (True, 0, 5, False), (False, 1, 3, False)],
+)
+def test_spot_falls_back_to_on_demand_after_its_failures(spot, fallback_after, failures, expected):
+    assert on_demand(spot, fallback_after, failures) is expected
