@@ -115,7 +115,8 @@ def step_message(event: str, channel: str, run: StepRun, note: str | None = None
         blocks.append(
             {"type": "section", "text": {"type": "mrkdwn", "text": f"*Last log lines*\n```{lines}```"}}
         )
-    text = f"{title} (try {run.try_number}, {_outcome_text(run)}, task {run.task_arn or '-'})"
+    outcome = run.outcome.value if run.outcome else "running"
+    text = f"{title} (try {run.try_number}, {outcome}, task {run.task_arn or '-'})"
     return Message(channel=channel, text=escape(text), blocks=blocks)
 
 

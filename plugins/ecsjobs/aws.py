@@ -15,6 +15,9 @@ from typing import Any
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
 BOTOCORE_CONFIG: dict[str, Any] = {"retries": {"mode": "adaptive", "max_attempts": 10}}
+# The audit log and metrics are side channels: with a step's configuration but at most 3 attempts, so that a
+# CloudWatch outage delays a step's end by seconds, not by the minute 10 adaptive attempts can take.
+SIDE_CHANNEL_RETRIES: dict[str, Any] = {"mode": "adaptive", "max_attempts": 3}
 
 
 def client(
@@ -33,3 +36,11 @@ def _client(service: str, aws_conn_id: str | None, region: str | None, config: s
         aws_conn_id=aws_conn_id, region_name=region, client_type=service, config=json.loads(config)
     )
     return hook.conn
+
+
+def side_channel(
+    service: str, aws_conn_id: str | None, region: str | None, botocore_config: dict[str, Any] | None = None
+) -> Any:
+    """:func:`client` for the audit log and metrics: ``botocore_config`` with ``SIDE_CHANNEL_RETRIES``."""
+    config = {**(botocore_config or BOTOCORE_CONFIG), "retries": SIDE_CHANNEL_RETRIES}
+    return client(service, aws_conn_id, region, config)

@@ -128,7 +128,7 @@ def insights_counts(
     end: datetime,
 ) -> tuple[Any, Any]:
     """Run a Logs Insights query over the task's lifetime; the last row's ``records`` and ``errors``."""
-    client = aws.client("logs", aws_conn_id, region)
+    client = aws.side_channel("logs", aws_conn_id, region)
     query_id = client.start_query(
         logGroupName=log_group,
         startTime=int(start.timestamp()) - 60,
@@ -208,7 +208,7 @@ class EcsJobMetricsOperator(BaseOperator):
         }
         self.log.info("Pipeline totals: %s", json.dumps(totals))
         data = metric_data(ti.dag_id, self.step_name, self.environment, values)
-        publish(aws.client("cloudwatch", self.aws_conn_id, self.region_name), self.namespace, data)
+        publish(aws.side_channel("cloudwatch", self.aws_conn_id, self.region_name), self.namespace, data)
         return totals
 
 

@@ -525,8 +525,9 @@ class EcsJobOperator(EcsRunTaskOperator):
             audit.write(logs, self.audit_log_group, record)
 
     def _client(self, service: str) -> Any:
-        """This process's client of ``service`` with the step's connection, region and botocore config."""
-        return aws.client(service, self.aws_conn_id, self.region_name, self.botocore_config)
+        """This process's client of a side channel (``logs``, ``cloudwatch``) with the step's connection,
+        region and botocore config, its retries capped (``aws.SIDE_CHANNEL_RETRIES``)."""
+        return aws.side_channel(service, self.aws_conn_id, self.region_name, self.botocore_config)
 
 
 def _launch_text(request: dict[str, Any]) -> str:
