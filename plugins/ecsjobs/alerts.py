@@ -137,26 +137,51 @@ def run_late_message(channel: str, job: str, run_id: str, deadline: str, run_url
 
 def send(slack_conn_id: str, message: Message) -> bool:
     """Post ``message``; False when it could not be delivered (then it is logged in full)."""
-    for attempt in (1, 2):
+    for attempt in ATTEMPTS:
         try:
             client = _hook(slack_conn_id).client
             client.chat_postMessage(channel=message.channel, text=message.text, blocks=message.blocks)
-            log.info("Slack alert sent to %s: %s", message.channel, message.text)
-            return True
-        # Slack down, slow, refusing, or a broken connection: never the job's problem.
-        except Exception as error:
-            wait = _retry_after(error)
-            if attempt == 1 and wait is not None and wait <= MAX_RETRY_AFTER:
-                time.sleep(wait)
-                continue
-            _undelivered(message, error)
-            return False
+            return _sent(message)
+        except (
+            Exception
+        ) as error:  # Slack down, slow, refusing, or a broken connection: never the job's problem
+            if (wait := _wait_before_retry(error, attempt, message)) is None:
+                return False
+            time.sleep(wait)
     return False
 
 
 async def asend(slack_conn_id: str, message: Message) -> bool:
-    """:func:`send` for the triggerer's event loop, run in a thread: one way of sending, one retry rule."""
-    return await asyncio.to_thread(send, slack_conn_id, message)
+    """:func:`send` for the triggerer's event loop, through the hook's async client (a thread would read the
+    connection through the triggerer's channel beside its event loop, which Airflow 3.2 does not survive)."""
+    for attempt in ATTEMPTS:
+        try:
+            client = await _hook(slack_conn_id).get_async_client()
+            await client.chat_postMessage(channel=message.channel, text=message.text, blocks=message.blocks)
+            return _sent(message)
+        except Exception as error:
+            if (wait := _wait_before_retry(error, attempt, message)) is None:
+                return False
+            await asyncio.sleep(wait)
+    return False
+
+
+ATTEMPTS = (1, 2)
+
+
+def _sent(message: Message) -> bool:
+    log.info("Slack alert sent to %s: %s", message.channel, message.text)
+    return True
+
+
+def _wait_before_retry(error: Exception, attempt: int, message: Message) -> float | None:
+    """Seconds to wait before trying again, or None (the alert is then logged as undelivered): only a 429 on
+    the first attempt asking for at most ``MAX_RETRY_AFTER`` seconds is tried again."""
+    wait = _retry_after(error)
+    if attempt < ATTEMPTS[-1] and wait is not None and wait <= MAX_RETRY_AFTER:
+        return wait
+    _undelivered(message, error)
+    return None
 
 
 def _hook(slack_conn_id: str):
