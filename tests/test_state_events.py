@@ -73,3 +73,27 @@ def test_a_task_state_change_message_is_parsed():
     body = json.dumps({"source": "aws.ecs", "detail-type": "ECS Task State Change", "detail": detail})
     change = parse({"Body": body, "ReceiptHandle": "r", "Attributes": {"ApproximateReceiveCount": "3"}})
     assert change == StateChange(ARN + "d", 7, detail, "r", 3)
+
+
+def test_a_cancelled_caller_lets_its_connection_lookup_finish_first():
+    """Airflow 3.2's triggerer dies when a connection lookup is cancelled between its request and its response
+    (``ecsjobs.comms``): cancelling the caller waits for the lookup, then cancels."""
+    from ecsjobs.comms import finished
+
+    steps: list[str] = []
+
+    async def lookup() -> str:
+        steps.append("request sent")
+        await asyncio.sleep(0.2)
+        steps.append("response read")
+        return "client"
+
+    async def main() -> None:
+        caller = asyncio.ensure_future(finished(lookup()))
+        await asyncio.sleep(0.05)
+        caller.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+
+    asyncio.run(main())
+    assert steps == ["request sent", "response read"]

@@ -18,7 +18,6 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 
 from ecsjobs import event_route, poller
@@ -33,24 +32,14 @@ QUEUE = SEEDED_QUEUE  # each test gets a queue and rule of its own (the `queue` 
 SLOW_POLL = 30.0  # longer than any wait here: only an event (or a reconciliation) can end it
 
 
-def _client(aws, service: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=aws.url,
-        region_name="us-east-1",
-        aws_access_key_id="l",
-        aws_secret_access_key="l",
-    )
-
-
 @pytest.fixture
 def sqs(aws) -> Any:
-    return _client(aws, "sqs")
+    return aws.client("sqs")
 
 
 @pytest.fixture
 def events(aws) -> Any:
-    return _client(aws, "events")
+    return aws.client("events")
 
 
 @pytest.fixture(autouse=True)

@@ -133,11 +133,7 @@ class TaskEvents:
         def hits(rule: Any) -> bool:
             if rule.spec["status"] not in ("*", status) or not matches(rule.match, facts):
                 return False
-            rule.credit += rule.spec["rate"]
-            if rule.credit < 1 - 1e-9:
-                return False
-            rule.credit -= 1
-            return True
+            return rule.fires()
 
         return self.faults.take(hits)
 

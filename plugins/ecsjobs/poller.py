@@ -27,6 +27,7 @@ from typing import Any
 from airflow.providers.amazon.aws.hooks.ecs import EcsHook
 
 from ecsjobs.aws import AWS_ERRORS, backoff, is_throttling, is_transient
+from ecsjobs.comms import finished
 from ecsjobs.state_events import VISIBILITY_TIMEOUT, EventListener, StateChange
 
 log = logging.getLogger(__name__)
@@ -165,7 +166,7 @@ class Poller:
             listener.start()
         try:
             hook = EcsHook(aws_conn_id=self.key[0], region_name=self.key[1], config=self._botocore_config)
-            async with await hook.get_async_conn() as client:
+            async with await finished(hook.get_async_conn()) as client:
                 throttled = 0
                 while True:
                     started = time.monotonic()

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from airflow.providers.amazon.aws.hooks.sqs import SqsHook
 
 from ecsjobs.aws import AWS_ERRORS, backoff, is_throttling
+from ecsjobs.comms import finished
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ class EventListener:
             await asyncio.wait([self._task])
 
     async def _run(self) -> None:
-        async with await self._hook.get_async_conn() as sqs:
+        async with await finished(self._hook.get_async_conn()) as sqs:
             url: str | None = None
             failures = 0
             while True:

@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 
 from ecsjobs.alerts import Message, asend
 from ecsjobs.aws import AWS_ERRORS, backoff, is_transient
+from ecsjobs.comms import finished
 from ecsjobs.poller import DEFAULT_BOTOCORE_CONFIG, DEFAULT_RECONCILE_INTERVAL, Sighting, poller_for
 
 DEFAULT_STOP_REASON = "Stopped by Airflow: the step's deadline passed"
@@ -218,7 +219,7 @@ class EcsTaskWaitTrigger(BaseTrigger):
             region_name=self.region_name,
             config=self.botocore_config or DEFAULT_BOTOCORE_CONFIG,
         )
-        async with await hook.get_async_conn() as client:
+        async with await finished(hook.get_async_conn()) as client:
             await client.stop_task(cluster=self.cluster, task=self.task_arn, reason=reason)
 
     def _event(self, sighting: Sighting, stopped_at_deadline: bool) -> dict[str, Any]:
@@ -251,7 +252,7 @@ class EcsTaskWaitTrigger(BaseTrigger):
             region_name=self.log_region_name or self.region_name,
             config=self.botocore_config or DEFAULT_BOTOCORE_CONFIG,
         )
-        async with await hook.get_async_conn() as client:
+        async with await finished(hook.get_async_conn()) as client:
             forwarder = _LogForwarder(client, self.log_group, self.log_stream, self.log)
             following = asyncio.create_task(forwarder.follow(self.poll_interval))
             try:
