@@ -10,8 +10,7 @@ PYTEST_ARGS ?=
 # The job `make run` runs once the stack is up (JOB= runs none).
 JOB ?= data_processor
 
-.PHONY: run airflow test test-unit test-mwaa test-tier install install-mwaa lock lint clean bundle \
-	test-rest test-stack-tier
+.PHONY: run airflow test test-unit test-mwaa test-tier install install-mwaa lock lint clean bundle
 
 run: install
 	.venv/bin/python -m local.stack $(if $(JOB),--run $(JOB))
@@ -20,25 +19,15 @@ run: install
 airflow: install
 	.venv/bin/python -m local.cli $(ARGS)
 
-# Without PYTEST_ARGS, the tier (tests/tier: one stack, mostly waiting on it) runs beside the other tests, so
-# the whole suite takes about as long as the longer half; each half's output is shown when it ends.
-LANE_PYTHON ?= .venv/bin/python
-SPLIT = $(MAKE) --no-print-directory -j2 --output-sync=target LANE_PYTHON=$(1) test-rest test-stack-tier
 test: install
-	$(if $(strip $(PYTEST_ARGS)),.venv/bin/python -m pytest $(PYTEST_ARGS),$(call SPLIT,.venv/bin/python))
-
-test-rest:
-	$(LANE_PYTHON) -m pytest -m "not tier" $(PYTEST_ARGS)
-
-test-stack-tier:
-	$(LANE_PYTHON) -m pytest -m tier tests/tier $(PYTEST_ARGS)
+	.venv/bin/python -m pytest $(PYTEST_ARGS)
 
 # The unit tests alone (in-process, no server, no subprocess): seconds, for the edit loop.
 test-unit: install
 	.venv/bin/python -m pytest -m unit $(PYTEST_ARGS)
 
 test-mwaa: install-mwaa
-	$(if $(strip $(PYTEST_ARGS)),.venv-mwaa/bin/python -m pytest $(PYTEST_ARGS),$(call SPLIT,.venv-mwaa/bin/python))
+	.venv-mwaa/bin/python -m pytest $(PYTEST_ARGS)
 
 # Only the real-components tier (tests/tier): one stack driven through the REST API, the CLI and Chromium.
 test-tier: install

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -16,6 +18,9 @@ from types import SimpleNamespace
 from typing import Any
 
 from local.settings import REPO
+
+MWAA_AIRFLOW = re.search(r"^apache-airflow==(\S+)$", (REPO / "lock" / "mwaa.in").read_text(), re.M).group(1)
+ON_MWAA_LANE = importlib.metadata.version("apache-airflow") == MWAA_AIRFLOW
 
 
 def free_port() -> int:

@@ -11,7 +11,6 @@ checks build their own mwaa-lane venv whatever lane runs pytest, so they run on 
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import re
 import shutil
@@ -26,13 +25,13 @@ from airflow.dag_processing.dagbag import DagBag
 from ecsjobs import bundle as mwaa
 from ecsjobs.catalog import load_catalog
 from local.settings import REPO
+from tests.support import MWAA_AIRFLOW, ON_MWAA_LANE
 
 pytestmark = pytest.mark.integration  # subprocesses or servers: not the unit lane
 
 UV = REPO / ".tools" / "bin" / "uv"
-MWAA_AIRFLOW = re.search(r"^apache-airflow==(\S+)$", (REPO / "lock" / "mwaa.in").read_text(), re.M).group(1)
 mwaa_lane = pytest.mark.skipif(
-    importlib.metadata.version("apache-airflow") != MWAA_AIRFLOW,
+    not ON_MWAA_LANE,
     reason="the MWAA checks build their own mwaa-lane venv; they run on the mwaa lane (make test-mwaa)",
 )
 

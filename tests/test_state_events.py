@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import pytest
@@ -97,3 +98,19 @@ def test_a_cancelled_caller_lets_its_connection_lookup_finish_first():
 
     asyncio.run(main())
     assert steps == ["request sent", "response read"]
+
+
+def test_a_poller_cancelled_as_its_queue_is_found_stops():
+    """The last wait leaves (cancelling the poller) just as the listener finds the queue (waking the poller
+    between rounds): the poller must still end, or that wait never returns its event."""
+
+    async def body(p: poller.Poller) -> bool:
+        p.interval = 30
+        between_rounds = asyncio.ensure_future(p._next_round(time.monotonic(), None))
+        await asyncio.sleep(0.05)
+        p.events_healthy(True)
+        between_rounds.cancel()
+        done, _ = await asyncio.wait([between_rounds], timeout=5)
+        return bool(done) and between_rounds.cancelled()
+
+    assert _run(body), "the cancel was lost: the poller kept waiting for its next round"

@@ -184,17 +184,23 @@ class Poller:
 
     async def _next_round(self, started: float, pause: float | None) -> None:
         """Wait ``pause`` seconds (backing off) or until a round interval after ``started``; losing the events
-        queue cuts the wait short, finding it makes the interval the reconciliation interval."""
+        queue cuts the wait short, finding it makes the interval the reconciliation interval.
+
+        Not ``asyncio.wait_for``: on Python 3.11 it returns instead of raising when the poller is cancelled
+        just as the wake-up comes (the listener finds the queue as the last wait leaves), and the wait that
+        cancelled it would wait for the poller forever.
+        """
         while True:
             self._wake.clear()
             delay = (self.round_interval if pause is None else pause) - (time.monotonic() - started)
             if delay <= 0:
                 return
+            woken = asyncio.ensure_future(self._wake.wait())
             try:
-                await asyncio.wait_for(self._wake.wait(), delay)
-            except TimeoutError:
-                return
-            if not self.events_ok:
+                done, _ = await asyncio.wait([woken], timeout=delay)
+            finally:
+                woken.cancel()
+            if not done or not self.events_ok:
                 return
 
     @property
