@@ -109,7 +109,11 @@ def aws(seeded_aws: LocalServer) -> Iterator[LocalServer]:
 @pytest.fixture
 def ecs(aws: LocalServer):
     """A plain boto3 ECS client of the local AWS."""
-    return aws.client("ecs")
+    import boto3
+
+    return boto3.client(
+        "ecs", endpoint_url=aws.url, region_name="us-east-1", aws_access_key_id="l", aws_secret_access_key="l"
+    )
 
 
 @pytest.fixture

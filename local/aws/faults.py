@@ -64,7 +64,11 @@ class Faults:
                 return False
             if rule.match and (facts is None or not matches(rule.match, facts)):
                 return False
-            return rule.fires()
+            rule.credit += spec["rate"]
+            if rule.credit < 1 - 1e-9:
+                return False
+            rule.credit -= 1
+            return True
 
         return self.rules.take(hits)
 

@@ -7,10 +7,6 @@ describes up to 100 tasks per call through one aiobotocore client, settles the f
 or that ECS no longer knows, and slows down when ECS throttles it instead of failing anyone. Pollers are keyed
 by event loop too, so a client is only used on the loop it was created on: ``dag.test()`` runs each trigger
 in its own ``asyncio.run``.
-
-With an events queue (``ecsjobs.state_events``), the poller learns of a task's end from the task's STOPPED
-event and describes its tasks only once per ``reconcile_interval``, for events that never came; while the
-queue cannot be read, it polls at its interval again.
 """
 
 from __future__ import annotations
@@ -18,29 +14,23 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import random
 import time
-from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.ecs import EcsHook
-
-from ecsjobs.aws import AWS_ERRORS, backoff, is_throttling, is_transient
-from ecsjobs.comms import finished
-from ecsjobs.state_events import VISIBILITY_TIMEOUT, EventListener, StateChange
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 log = logging.getLogger(__name__)
 
 MAX_ARNS_PER_CALL = 100  # DescribeTasks' limit
+MAX_BACKOFF = 60.0  # seconds: the longest a throttled poller waits between rounds
 # ECS is eventually consistent: a task RunTask just started may be MISSING for a moment. A wait reports
 # ``missing`` only once ECS has not known its task for this long.
 MISSING_GRACE = 30.0
-DEFAULT_RECONCILE_INTERVAL = 60.0
-# How many ended tasks the process remembers per cluster: the versions of those a wait settled (to drop
-# duplicate and stale events) and the STOPPED events nobody waited for yet (a late wait ends at once). Kept
-# beyond a poller's life: a cluster's poller ends with its last wait, and duplicates may come after it.
-REMEMBERED_TASKS = 10_000
 # botocore first retries a throttled call itself; adaptive mode also rate-limits the client for a while.
 DEFAULT_BOTOCORE_CONFIG: dict[str, Any] = {"retries": {"mode": "adaptive", "max_attempts": 5}}
 # The poller's own calls are bounded, whatever config its waits carry: one attempt with timeouts. A call that
@@ -51,6 +41,18 @@ POLL_CALL_CONFIG: dict[str, Any] = {
     "connect_timeout": 5,
     "read_timeout": 10,
 }
+THROTTLING_ERROR_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "RequestThrottled",
+        "SlowDown",
+    }
+)
+TRANSIENT_ERROR_CODES = THROTTLING_ERROR_CODES | {"ServerException", "InternalFailure", "ServiceUnavailable"}
+AWS_ERRORS = (ClientError, HTTPClientError, BotoConnectionError)
 
 PollerKey = tuple[str | None, str | None, str, asyncio.AbstractEventLoop]
 _pollers: dict[PollerKey, Poller] = {}
@@ -64,34 +66,18 @@ class Sighting:
     detected_at: float  # epoch seconds
 
 
-@dataclass
-class Memory:
-    versions: OrderedDict[str, int] = field(default_factory=OrderedDict)  # of tasks whose wait was settled
-    unclaimed: OrderedDict[str, Sighting] = field(default_factory=OrderedDict)  # STOPPED, nobody waited
-
-
-_memories: dict[tuple[str | None, str | None, str], Memory] = {}
-
-
 def poller_for(
-    aws_conn_id: str | None,
-    region_name: str | None,
-    cluster: str,
-    botocore_config: dict | None = None,
-    events_queue: str | None = None,
-    reconcile_interval: float = DEFAULT_RECONCILE_INTERVAL,
+    aws_conn_id: str | None, region_name: str | None, cluster: str, botocore_config: dict | None = None
 ) -> Poller:
     """The running event loop's poller of this cluster, created on first use.
 
-    The shared clients are built with the ``botocore_config`` of the wait that created the poller, its retries
-    and timeouts replaced by :data:`POLL_CALL_CONFIG`; its ``events_queue`` and ``reconcile_interval`` hold
-    for every wait on the cluster.
+    The shared client is built with the ``botocore_config`` of the wait that created the poller, its retries
+    and timeouts replaced by :data:`POLL_CALL_CONFIG`.
     """
     key = (aws_conn_id, region_name, cluster, asyncio.get_running_loop())
     poller = _pollers.get(key)
     if poller is None:
-        config = {**(botocore_config or {}), **POLL_CALL_CONFIG}
-        poller = _pollers[key] = Poller(key, config, events_queue, reconcile_interval)
+        poller = _pollers[key] = Poller(key, {**(botocore_config or {}), **POLL_CALL_CONFIG})
     return poller
 
 
@@ -100,26 +86,14 @@ class Poller:
 
     The interval is the smallest one any of its watchers asked for. Rounds back off while ECS throttles them;
     a round that failed otherwise (a 5xx, a timeout, a dropped connection) is simply followed by the next one.
-    While its events queue is readable, rounds come once per ``reconcile_interval`` instead.
     """
 
-    def __init__(
-        self,
-        key: PollerKey,
-        botocore_config: dict[str, Any],
-        events_queue: str | None = None,
-        reconcile_interval: float = DEFAULT_RECONCILE_INTERVAL,
-    ) -> None:
+    def __init__(self, key: PollerKey, botocore_config: dict[str, Any]) -> None:
         self.key = key
         self.interval = float("inf")
-        self.events_queue = events_queue
-        self.reconcile_interval = reconcile_interval
-        self.events_ok = False  # the queue was read (or found) last time it was tried
         self._botocore_config = botocore_config
         self._waiters: dict[str, set[asyncio.Future[Sighting]]] = {}
         self._missing_since: dict[str, float] = {}
-        self._memory = _memories.setdefault(key[:3], Memory())
-        self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -129,10 +103,6 @@ class Poller:
     def watch(self, task_arn: str, interval: float) -> asyncio.Future[Sighting]:
         """A future settled with the task's end (or with the error that makes waiting for it pointless)."""
         future: asyncio.Future[Sighting] = asyncio.get_running_loop().create_future()
-        unclaimed = self._memory.unclaimed.pop(task_arn, None)
-        if unclaimed is not None:  # its STOPPED event came before its wait
-            future.set_result(unclaimed)
-            return future
         self._waiters.setdefault(task_arn, set()).add(future)
         self.interval = min(self.interval, interval)
         if self._task is None:  # in a context of its own: its log lines are the triggerer's, not a task's
@@ -158,90 +128,25 @@ class Poller:
         await asyncio.wait([self._task])
 
     async def _run(self) -> None:
-        listener = None
-        if self.events_queue:
-            listener = EventListener(
-                self, self.events_queue, self.key[0], self.key[1], self._botocore_config, self.interval
-            )
-            listener.start()
         try:
             hook = EcsHook(aws_conn_id=self.key[0], region_name=self.key[1], config=self._botocore_config)
-            async with await finished(hook.get_async_conn()) as client:
+            async with await hook.get_async_conn() as client:
                 throttled = 0
                 while True:
                     started = time.monotonic()
                     throttled = throttled + 1 if await self._poll(client) else 0
-                    await self._next_round(started, backoff(self.interval, throttled) if throttled else None)
+                    if throttled:
+                        delay = backoff(self.interval, throttled)
+                    else:
+                        delay = self.interval - (time.monotonic() - started)
+                    await asyncio.sleep(max(0.0, delay))
         except Exception as error:  # not CancelledError: being cancelled is how a poller ends
             log.exception("Polling ECS tasks on %s failed", self.cluster)
             for arn in list(self._waiters):
                 self._settle(arn, error)
         finally:
-            if listener is not None:
-                await listener.stop()
             if _pollers.get(self.key) is self:
                 del _pollers[self.key]
-
-    async def _next_round(self, started: float, pause: float | None) -> None:
-        """Wait ``pause`` seconds (backing off) or until a round interval after ``started``; losing the events
-        queue cuts the wait short, finding it makes the interval the reconciliation interval.
-
-        Not ``asyncio.wait_for``: on Python 3.11 it returns instead of raising when the poller is cancelled
-        just as the wake-up comes (the listener finds the queue as the last wait leaves), and the wait that
-        cancelled it would wait for the poller forever.
-        """
-        while True:
-            self._wake.clear()
-            delay = (self.round_interval if pause is None else pause) - (time.monotonic() - started)
-            if delay <= 0:
-                return
-            woken = asyncio.ensure_future(self._wake.wait())
-            try:
-                done, _ = await asyncio.wait([woken], timeout=delay)
-            finally:
-                woken.cancel()
-            if not done or not self.events_ok:
-                return
-
-    @property
-    def round_interval(self) -> float:
-        """Seconds between DescribeTasks rounds: the reconciliation interval while events arrive."""
-        return self.reconcile_interval if self.events_ok else self.interval
-
-    def events_healthy(self, healthy: bool) -> None:
-        """The listener found (True) or could not read (False) the queue; losing it means polling now."""
-        if healthy != self.events_ok:
-            self._wake.set()
-        if self.events_ok and not healthy:
-            log.warning("ECS task events of %s unavailable: polling every %ss", self.cluster, self.interval)
-        elif healthy and not self.events_ok:
-            log.info(
-                "ECS task events of %s from %s: reconciling every %ss",
-                self.cluster,
-                self.events_queue,
-                self.reconcile_interval,
-            )
-        self.events_ok = healthy
-
-    def on_events(self, changes: list[StateChange]) -> list[str]:
-        """Settle the waits whose task's STOPPED event arrived; the receipt handles of the messages done with
-        (handled, duplicate or stale, or unclaimed for a whole reconciliation interval)."""
-        done = []
-        now = time.time()
-        unclaimed_receives = max(1, self.reconcile_interval // VISIBILITY_TIMEOUT)
-        for change in changes:
-            arn = change.task_arn
-            if change.version <= self._memory.versions.get(arn, 0):
-                done.append(change.receipt_handle)
-            elif arn in self._waiters:
-                if change.task.get("lastStatus") == "STOPPED":
-                    self._settle(arn, Sighting(change.task, now))
-                done.append(change.receipt_handle)
-            elif change.receive_count > unclaimed_receives or change.task.get("lastStatus") != "STOPPED":
-                done.append(change.receipt_handle)
-            else:
-                _remember(self._memory.unclaimed, arn, Sighting(change.task, now))
-        return done
 
     async def _poll(self, client: Any) -> bool:
         """One round over every watched task; True if ECS throttled a call."""
@@ -279,8 +184,6 @@ class Poller:
 
     def _settle(self, task_arn: str, outcome: Sighting | BaseException) -> None:
         self._missing_since.pop(task_arn, None)
-        if isinstance(outcome, Sighting) and outcome.task is not None:
-            _remember(self._memory.versions, task_arn, int(outcome.task.get("version") or 1))
         for future in self._waiters.pop(task_arn, ()):
             if future.done():
                 continue
@@ -288,13 +191,6 @@ class Poller:
                 future.set_result(outcome)
             else:
                 future.set_exception(outcome)
-
-
-def _remember(memory: OrderedDict[str, Any], key: str, value: Any) -> None:
-    memory[key] = value
-    memory.move_to_end(key)
-    while len(memory) > REMEMBERED_TASKS:
-        memory.popitem(last=False)
 
 
 def sightings(response: dict[str, Any], arns: list[str], detected_at: float) -> dict[str, Sighting]:
@@ -316,6 +212,29 @@ def sightings(response: dict[str, Any], arns: list[str], detected_at: float) -> 
         elif task.get("lastStatus") == "STOPPED":
             seen[arn] = Sighting(jsonable(task), detected_at)
     return seen
+
+
+def is_transient(error: Exception) -> bool:
+    """Throttling, a 5xx or a dropped connection: worth trying again later, never a reason to fail."""
+    if not isinstance(error, ClientError):
+        return isinstance(error, HTTPClientError | BotoConnectionError)
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    code = error.response.get("Error", {}).get("Code")
+    return code in TRANSIENT_ERROR_CODES or status == 429 or status >= 500
+
+
+def is_throttling(error: Exception) -> bool:
+    """ECS asking the caller to slow down (as opposed to failing a call)."""
+    if not isinstance(error, ClientError):
+        return False
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    return error.response.get("Error", {}).get("Code") in THROTTLING_ERROR_CODES or status == 429
+
+
+def backoff(interval: float, failures: int) -> float:
+    """Seconds to wait after ``failures`` failed rounds in a row: doubling, capped, with jitter."""
+    ceiling = min(MAX_BACKOFF, interval * 2**failures)
+    return random.uniform(ceiling / 2, ceiling)
 
 
 def jsonable(value: Any) -> Any:
