@@ -142,9 +142,8 @@ def send(slack_conn_id: str, message: Message) -> bool:
             client = _hook(slack_conn_id).client
             client.chat_postMessage(channel=message.channel, text=message.text, blocks=message.blocks)
             return _sent(message)
-        except (
-            Exception
-        ) as error:  # Slack down, slow, refusing, or a broken connection: never the job's problem
+        # Slack down, slow, refusing, or a broken connection: never the job's problem.
+        except Exception as error:
             if (wait := _wait_before_retry(error, attempt, message)) is None:
                 return False
             time.sleep(wait)
