@@ -1,4 +1,5 @@
-"""Create in the local AWS what the catalog expects to exist: network, cluster, task definitions, log groups.
+"""Create in the local AWS what the catalog expects to exist: network, cluster, task definitions, log groups,
+and the task events queue and rule (as ``python -m ecsjobs sync-monitoring`` would).
 
 On real AWS these belong to the team's infrastructure code; locally they are derived from the catalog so
 that every job can run. Safe to run twice. Usage: ``python -m local.seed [--endpoint URL]``.
@@ -11,6 +12,7 @@ import argparse
 import boto3
 from botocore.exceptions import ClientError
 
+from ecsjobs import event_route
 from ecsjobs.catalog import Catalog, load_catalog
 from ecsjobs.factory import DEFAULT_LOG_STREAM_PREFIX
 from local.aws.ids import CUSTOM_ID_TAG
@@ -28,7 +30,7 @@ def seed(catalog: Catalog, endpoint_url: str) -> None:
     session = boto3.Session(aws_access_key_id="local", aws_secret_access_key="local", region_name=env.region)
     clients = {
         name: session.client(name, endpoint_url=endpoint_url)
-        for name in ("ec2", "ecs", "logs", "autoscaling")
+        for name in ("ec2", "ecs", "logs", "autoscaling", "sqs", "events")
     }
     networks = [env, *env.networks.values()]
     subnets = list(dict.fromkeys(s for n in networks for s in n.subnets or []))
@@ -52,6 +54,12 @@ def seed(catalog: Catalog, endpoint_url: str) -> None:
     existing = {g["logGroupName"] for g in clients["logs"].describe_log_groups()["logGroups"]}
     for group in sorted(log_groups - existing):
         clients["logs"].create_log_group(logGroupName=group)
+    if env.task_events:
+        for action, kind, request in event_route.plan(
+            env, {}, clients["sqs"], clients["events"], clients["ecs"]
+        ):
+            if action != "unchanged":
+                event_route.apply(kind, request, clients["sqs"], clients["events"])
 
 
 def _register(ecs, region: str, family: str, containers: dict[str, tuple[str, str]]) -> None:

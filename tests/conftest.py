@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -109,20 +110,22 @@ def aws(seeded_aws: LocalServer) -> Iterator[LocalServer]:
 @pytest.fixture
 def ecs(aws: LocalServer):
     """A plain boto3 ECS client of the local AWS."""
-    import boto3
-
-    return boto3.client(
-        "ecs", endpoint_url=aws.url, region_name="us-east-1", aws_access_key_id="l", aws_secret_access_key="l"
-    )
+    return aws.client("ecs")
 
 
 @pytest.fixture
 def config_dir(tmp_path: Path) -> Path:
     """A catalog folder for one test: the shipped environments, no defaults, no jobs yet. Steps resume as
-    soon as their task stops: ``dag.test()`` has no executor whose stale events ``resume_delay`` outwaits."""
+    soon as their task stops: ``dag.test()`` has no executor whose stale events ``resume_delay`` outwaits.
+    Waits poll (no ``task_events``): ``dag.test()`` runs each trigger in an event loop of its own and closes
+    it when the trigger fires, which abandons the events listener's long poll, and SQS then hides the next
+    step's STOPPED event for the visibility timeout. A triggerer's loop lives on and its poller lingers until
+    the long poll returns (``tests/test_task_events.py``; the tier runs steps in event mode)."""
     shutil.copytree(REPO / "config" / "environments", tmp_path / "environments")
-    with (tmp_path / "environments" / "local.yaml").open("a") as local:
-        local.write("resume_delay: 0s\n")
+    local = tmp_path / "environments" / "local.yaml"
+    text, found = re.subn(r"(?m)^task_events:.*\n(?:[ #].*\n)*", "", local.read_text())
+    assert found == 1, "the shipped local environment turns task events on"
+    local.write_text(text + "resume_delay: 0s\n")
     (tmp_path / "jobs").mkdir()
     return tmp_path
 

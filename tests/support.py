@@ -84,6 +84,18 @@ class LocalServer:
     def post(self, path: str, body: Any = None) -> Any:
         return self.control("POST", path, body)
 
+    def client(self, service: str) -> Any:
+        """A plain boto3 client of ``service`` on this server (the local AWS)."""
+        import boto3
+
+        return boto3.client(
+            service,
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id="l",
+            aws_secret_access_key="l",
+        )
+
     def stop(self, timeout: float = 10) -> int:
         """SIGTERM, then SIGKILL if still running after ``timeout`` seconds; the exit code."""
         self.process.terminate()

@@ -14,23 +14,12 @@ import textwrap
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import boto3
 import pytest
 
 from local.settings import REPO
 from tests.support import LocalServer, wait_until
 
 QUICK = {"provisioning": 0.1, "pending": 0.1, "duration": 0.5, "stopping": 0.2}
-
-
-def _client(aws: LocalServer, service: str):
-    return boto3.client(
-        service,
-        endpoint_url=aws.url,
-        region_name="us-east-1",
-        aws_access_key_id="l",
-        aws_secret_access_key="l",
-    )
 
 
 def _fields(message: dict) -> dict[str, str]:
@@ -49,15 +38,13 @@ def _texts(message: dict) -> str:
 
 
 def _audit(aws: LocalServer, job: str) -> list[dict]:
-    events = _client(aws, "logs").get_log_events(logGroupName="/batch-jobs/audit", logStreamName=job)[
-        "events"
-    ]
+    events = aws.client("logs").get_log_events(logGroupName="/batch-jobs/audit", logStreamName=job)["events"]
     return [json.loads(event["message"]) for event in events]
 
 
 def _metric(aws: LocalServer, job: str, name: str, step: str = "run") -> float | None:
     now = datetime.now(UTC)
-    points = _client(aws, "cloudwatch").get_metric_statistics(
+    points = aws.client("cloudwatch").get_metric_statistics(
         Namespace="BatchJobs/local",
         MetricName=name,
         Dimensions=[
@@ -376,7 +363,7 @@ def test_a_try_airflow_failed_after_its_ecs_task_succeeded_is_no_failure_of_the_
     ti = TaskInstance("lost", try_number=1, max_tries=operator.retries)
     with pytest.raises(TaskDeferred) as deferred:
         operator.execute({"ti": ti})
-    ecs = _client(aws, "ecs")
+    ecs = aws.client("ecs")
     arn = deferred.value.trigger.task_arn
 
     def stopped() -> bool:

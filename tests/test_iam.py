@@ -51,8 +51,16 @@ SYNC_ACTIONS = {
     "cloudwatch:GetDashboard", "cloudwatch:GetMetricStatistics", "logs:PutQueryDefinition",
     "logs:DescribeQueryDefinitions", "logs:DeleteQueryDefinition",
 }  # fmt: skip
+# With `task_events`: what the waits and the sync call on the queue, the rule and the cluster.
+TASK_EVENTS_ACTIONS = {
+    "sqs:GetQueueUrl", "sqs:ReceiveMessage", "sqs:DeleteMessage", "ecs:DescribeClusters", "sqs:CreateQueue",
+    "sqs:GetQueueAttributes", "sqs:SetQueueAttributes", "sqs:TagQueue", "events:DescribeRule",
+    "events:ListTargetsByRule", "events:PutRule", "events:PutTargets", "events:TagResource",
+}  # fmt: skip
 ONE_JOB = "description: x\nstart_date: 2026-01-01\ntask_definition: {family}\ncontainer: app\n"
-IAM_PREFIX = {"ecs": "ecs", "logs": "logs", "monitoring": "cloudwatch", "iam": "iam"}  # signing name -> IAM
+# signing name -> IAM prefix
+IAM_PREFIX = {"ecs": "ecs", "logs": "logs", "monitoring": "cloudwatch", "iam": "iam", "sqs": "sqs"}
+BATCH_ACTIONS = {"sqs:DeleteMessageBatch": "sqs:DeleteMessage"}  # IAM authorizes a batch as its single action
 
 
 def _cli_env() -> dict[str, str]:
@@ -244,6 +252,10 @@ def test_star_only_where_aws_allows_nothing_narrower(policy, prod):
 def test_every_action_the_jobs_and_the_sync_use_is_granted(policy):
     granted = {action for statement in policy["Statement"] for action in _list(statement["Action"])}
     assert granted >= RUNTIME_ACTIONS | SYNC_ACTIONS
+    assert not granted & TASK_EVENTS_ACTIONS, "prod has no task_events: no queue, no rule"
+    local = iam.execution_role_policy(load_catalog(REPO / "config", "local"))
+    with_events = {action for statement in local["Statement"] for action in _list(statement["Action"])}
+    assert with_events >= RUNTIME_ACTIONS | SYNC_ACTIONS | TASK_EVENTS_ACTIONS
     assert len({statement["Sid"] for statement in policy["Statement"]}) == len(policy["Statement"])
     assert len("".join(iam.render(policy).split())) <= iam.INLINE_POLICY_LIMIT
 
@@ -339,7 +351,8 @@ def test_a_real_run_makes_only_calls_the_policy_allows(airflow_db, aws, ecs, mon
     assert dag_run.state == "success"
     calls = {(c["service"], c["action"]) for c in aws.get("/_local/calls")}  # since the fixture's reset
     actions = {f"{IAM_PREFIX[service]}:{action}" for service, action in calls}
-    assert {"ecs:RunTask", "ecs:DescribeTasks"} <= actions
+    actions = {BATCH_ACTIONS.get(action, action) for action in actions}
+    assert {"ecs:RunTask", "sqs:ReceiveMessage", "sqs:DeleteMessage"} <= actions, "its wait read the event"
     granted = {action for statement in policy["Statement"] for action in _list(statement["Action"])}
     assert actions <= granted, actions - granted
     ran = {"name": "JOB_DATE", "value": "2026-05-04"}

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import boto3
 import pytest
 import yaml
 
+from ecsjobs import event_route
 from ecsjobs.catalog import load_catalog
 from ecsjobs.monitoring import (
     MONITORING_DAG_ID,
@@ -60,13 +62,23 @@ def env_name(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def config(config_dir: Path, env_name: str) -> Path:
-    """A catalog with an environment of this test's own (its namespace and dashboard) and the job ``etl``."""
+def config(config_dir: Path, env_name: str, aws) -> Iterator[Path]:
+    """A catalog with an environment of this test's own (its namespace, dashboard and task events queue) and
+    the job ``etl``; the events rule a sync made is removed afterwards (it would copy every later test's
+    STOPPED events to a queue nobody reads)."""
     local = yaml.safe_load((config_dir / "environments" / "local.yaml").read_text())
-    local.update(metrics_namespace=f"BatchJobs/{env_name}", dashboard_name=f"batch-jobs-{env_name}")
+    local.update(
+        metrics_namespace=f"BatchJobs/{env_name}",
+        dashboard_name=f"batch-jobs-{env_name}",
+        task_events={"queue": f"events-{env_name}"},
+    )
     (config_dir / "environments" / f"{env_name}.yaml").write_text(yaml.safe_dump(local))
     (config_dir / "jobs" / "etl.yaml").write_text(ETL)
-    return config_dir
+    yield config_dir
+    events = aws.client("events")
+    if events.list_rules(NamePrefix=f"events-{env_name}")["Rules"]:
+        events.remove_targets(Rule=f"events-{env_name}", Ids=[event_route.TARGET_ID])
+        events.delete_rule(Name=f"events-{env_name}")
 
 
 def clients(aws) -> tuple:
@@ -240,7 +252,9 @@ def test_sync_creates_everything_and_a_second_run_changes_nothing(aws, config: P
     first = cli(config, env_name, "sync-monitoring")
     assert first.returncode == 0, first.stderr
     assert f"+ alarm ecsjobs/{env_name}/etl/extract/duration: Duration Maximum > 900 in 300 s" in first.stdout
-    assert "9 to create, 0 to update, 0 to delete, 0 unchanged" in first.stdout
+    assert f"+ queue events-{env_name}: SQS, with its policy" in first.stdout
+    assert f"+ rule events-{env_name}: STOPPED tasks of batch-jobs" in first.stdout
+    assert "11 to create, 0 to update, 0 to delete, 0 unchanged" in first.stdout
 
     created = alarms(cloudwatch, env_name)
     assert len(created) == 5
@@ -257,10 +271,13 @@ def test_sync_creates_everything_and_a_second_run_changes_nothing(aws, config: P
     since = time.time()
     second = cli(config, env_name, "sync-monitoring")
     assert second.returncode == 0, second.stderr
-    assert "0 to create, 0 to update, 0 to delete, 9 unchanged" in second.stdout
+    assert "0 to create, 0 to update, 0 to delete, 11 unchanged" in second.stdout
     assert writes_since(aws, since) == []
     reads = {c["action"] for c in aws.get(f"/_local/calls?since={since}")}
-    assert reads == {"DescribeAlarms", "ListTagsForResource", "GetDashboard", "DescribeQueryDefinitions"}
+    assert reads == {
+        "DescribeAlarms", "ListTagsForResource", "GetDashboard", "DescribeQueryDefinitions",
+        "DescribeClusters", "GetQueueUrl", "GetQueueAttributes", "DescribeRule", "ListTargetsByRule",
+    }  # fmt: skip
     assert plan(load_catalog(config, env_name), cloudwatch, logs).writes == []
 
 
@@ -291,7 +308,7 @@ def test_dry_run_prints_each_change_and_writes_nothing(aws, config: Path, env_na
     assert f"- query ecsjobs/{env_name}/gone/slowest-runs" in out
     assert f"+ query ecsjobs/{env_name}/new/records-per-run" in out
     assert f"~ dashboard batch-jobs-{env_name}: 7 -> 7 widgets (2 job(s))" in out
-    assert "5 to create, 3 to update, 5 to delete, 6 unchanged" in out
+    assert "5 to create, 3 to update, 5 to delete, 8 unchanged" in out
     assert "Dry run: nothing was changed." in out
     assert alarms(cloudwatch, env_name)[errors_alarm]["Threshold"] == 7.0
 

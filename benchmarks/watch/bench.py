@@ -1,15 +1,19 @@
-"""DescribeTasks calls and detection delay of N concurrent ECS waits: ecsjobs' trigger vs the provider's.
+"""DescribeTasks calls and detection delay of N concurrent ECS waits: ecsjobs' trigger, with ECS task events
+or polling, vs the provider's.
 
     PYTHONPATH=plugins:. .venv/bin/python benchmarks/watch/bench.py [--sizes 1 100 500] [--interval 6]
 
-For each N and each trigger class (``ecsjobs.triggers.EcsTaskWaitTrigger``, the Amazon provider's
-``TaskDoneTrigger``), one phase: a fresh local AWS (``python -m local.aws`` on a free port, seeded from the
-catalog) so that every phase meets the same server; N tasks started with RunTask, stopping evenly spread
+For each N and each trigger (``ecsjobs.triggers.EcsTaskWaitTrigger`` reading the local environment's queue of
+ECS task state change events, the same trigger polling, the Amazon provider's ``TaskDoneTrigger``), one phase:
+a fresh local AWS (``python -m local.aws`` on a free port, seeded from the catalog, with the events queue and
+its rule) so that every phase meets the same server; N tasks started with RunTask, stopping evenly spread
 over ``--spread`` seconds after ``--warmup`` seconds; N triggers run side by side in one event loop, as the
-triggerer runs them, both polling every ``--interval`` seconds with the same botocore config. Measured from
-the server's call log and task timeline: DescribeTasks calls per minute (while every task still runs, and
-over the whole wait), the delay from a task's ``stoppedAt`` to its trigger's event, and the CPU seconds both
-processes spent. Airflow logs at WARNING, for both triggers alike. Prints a Markdown table.
+triggerer runs them, polling every ``--interval`` seconds with the same botocore config (the event mode only
+reconciles, every 60 s). Measured from the server's call log and task timeline: DescribeTasks calls per minute
+(while every task still runs, and over the whole wait), SQS ReceiveMessage and ECS ListTasks calls per minute
+while they run, the delay from a task's ``stoppedAt`` to its trigger's event, and the CPU seconds both
+processes spent.
+Airflow logs at WARNING for every trigger alike. Prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ NETWORK = {
         "securityGroups": ["sg-0local00000000001"],
     }
 }
-BOTOCORE_CONFIG = {"retries": {"mode": "adaptive", "max_attempts": 5}}  # the same for both triggers
+BOTOCORE_CONFIG = {"retries": {"mode": "adaptive", "max_attempts": 5}}  # the same for every trigger
+EVENTS_QUEUE = "batch-jobs-task-events"  # the local environment's, created by local.seed with its rule
 
 
 @dataclass
@@ -48,6 +53,8 @@ class Phase:
     calls_per_min: float  # from the first trigger's start to the last event
     calls: int
     all_polled_after: float  # seconds until the server had answered N describes (every wait asked once)
+    steady_receives_per_min: float  # SQS ReceiveMessage calls while every task still runs
+    steady_lists_per_min: float  # ECS ListTasks calls (the event mode's reconciliations) while they run
     delays: list[float]  # seconds from stoppedAt to the event
     errors: int
     client_cpu: float
@@ -55,7 +62,7 @@ class Phase:
 
 
 def _trigger(kind: str, arn: str, interval: float) -> Any:
-    if kind == "ecsjobs":
+    if kind in ("ecsjobs", "events"):
         from ecsjobs.triggers import EcsTaskWaitTrigger
 
         return EcsTaskWaitTrigger(
@@ -65,6 +72,7 @@ def _trigger(kind: str, arn: str, interval: float) -> Any:
             region_name="us-east-1",
             poll_interval=interval,
             botocore_config=BOTOCORE_CONFIG,
+            events_queue=EVENTS_QUEUE if kind == "events" else None,
         )
     from airflow.providers.amazon.aws.triggers.ecs import TaskDoneTrigger
 
@@ -147,6 +155,8 @@ def run_phase(kind: str, n: int, args: argparse.Namespace, log_dir: Path) -> Pha
         server_cpu = sum(server_process.cpu_times()[:2]) - server_cpu
         stopped_at = {t["taskArn"]: t["stoppedAt"] for t in server.get("/_local/tasks")}
         calls = server.get(f"/_local/calls?action=DescribeTasks&since={started}")
+        receives = server.get(f"/_local/calls?action=ReceiveMessage&service=sqs&since={started}")
+        lists = server.get(f"/_local/calls?action=ListTasks&service=ecs&since={started}")
     finally:
         server.stop()
 
@@ -160,14 +170,17 @@ def run_phase(kind: str, n: int, args: argparse.Namespace, log_dir: Path) -> Pha
             break
     steady_from = max(all_polled, started)
     steady = [c for c in calls if steady_from <= c["t"] < first_stop]
+    steady_receives = [c for c in receives if steady_from <= c["t"] < first_stop]
+    steady_lists = [c for c in lists if steady_from <= c["t"] < first_stop]
+    steady_minutes = (first_stop - steady_from) / 60 if first_stop > steady_from else math.nan
     delays = [at - stopped_at[arn] for arn, at in zip(arns, outcomes, strict=True) if isinstance(at, float)]
     return Phase(
         trigger=kind,
         tasks=n,
-        steady_calls_per_min=len(steady) * 60 / (first_stop - steady_from)
-        if first_stop > steady_from
-        else math.nan,
+        steady_calls_per_min=len(steady) / steady_minutes,
         calls_per_min=len(calls) * 60 / (ended - started),
+        steady_receives_per_min=len(steady_receives) / steady_minutes,
+        steady_lists_per_min=len(steady_lists) / steady_minutes,
         calls=len(calls),
         all_polled_after=all_polled - started,
         delays=delays,
@@ -180,8 +193,9 @@ def run_phase(kind: str, n: int, args: argparse.Namespace, log_dir: Path) -> Pha
 def _table(phases: list[Phase], interval: float) -> str:
     lines = [
         "| N | trigger | DescribeTasks/min, all running | DescribeTasks/min, whole wait | calls "
-        "| all polled after (s) | delay median / p95 / max (s) | errors | CPU s (bench / server) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| ReceiveMessage/min, all running | ListTasks/min, all running | all polled after (s) "
+        "| delay median / p95 / max (s) | errors | CPU s (bench / server) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for p in phases:
         d = sorted(p.delays)
@@ -192,7 +206,9 @@ def _table(phases: list[Phase], interval: float) -> str:
         )
         lines.append(
             f"| {p.tasks} | {p.trigger} | {p.steady_calls_per_min:.0f} | {p.calls_per_min:.0f} | {p.calls} "
-            f"| {p.all_polled_after:.1f} | {delay} | {p.errors} | {p.client_cpu:.0f} / {p.server_cpu:.0f} |"
+            f"| {p.steady_receives_per_min:.1f} | {p.steady_lists_per_min:.1f} | {p.all_polled_after:.1f} "
+            f"| {delay} | {p.errors} "
+            f"| {p.client_cpu:.0f} / {p.server_cpu:.0f} |"
         )
     by_key = {(p.tasks, p.trigger): p for p in phases}
     for n in sorted({p.tasks for p in phases}):
@@ -210,7 +226,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 100, 500])
     parser.add_argument(
-        "--triggers", nargs="+", default=["ecsjobs", "provider"], choices=["ecsjobs", "provider"]
+        "--triggers",
+        nargs="+",
+        default=["events", "ecsjobs", "provider"],
+        choices=["events", "ecsjobs", "provider"],
+        help="events: ecsjobs with the SQS queue of ECS task events; ecsjobs: batched polling; provider: "
+        "TaskDoneTrigger",
     )
     parser.add_argument("--interval", type=float, default=6.0, help="poll interval of both triggers (s)")
     parser.add_argument("--warmup", type=float, default=60.0, help="shortest task run (s)")

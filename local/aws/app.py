@@ -6,8 +6,11 @@ due simulated log lines before CloudWatch Logs is read, and serves the control A
 * ``POST /_local/scenarios`` ``{"match": {...}, "scenario": {...}, "times": N}`` -> ``{"id": ...}``;
   ``GET`` lists the rules, ``DELETE`` clears them, ``DELETE /_local/scenarios/<id>`` drops one;
 * ``POST /_local/faults`` ``{"action", "kind", "service", "reason", "rate", "times", "match"}``, same verbs;
-* ``GET /_local/calls[?action=&service=&since=]``, ``GET /_local/stats``, ``GET /_local/tasks``;
-* ``POST /_local/reset``: forget rules, faults, calls and client tokens (moto's state stays).
+* ``POST /_local/event-faults`` ``{"kind", "status", "seconds", "rate", "times", "match"}`` (drop, duplicate,
+  delay or reorder ECS task state change events, see ``local.aws.task_events``), same verbs;
+* ``GET /_local/calls[?action=&service=&since=]``, ``GET /_local/stats``, ``GET /_local/tasks``,
+  ``GET /_local/events`` (the task state change events sent to EventBridge, in order);
+* ``POST /_local/reset``: forget rules, faults, calls, events and client tokens (moto's state stays).
 """
 
 from __future__ import annotations
@@ -171,6 +174,7 @@ class LocalAwsApp:
 
     def reset(self) -> None:
         self.simulator.scenarios.clear()
+        self.simulator.events.reset()
         self.faults.rules.clear()
         self.calls.clear()
         self._forget_tokens()
@@ -235,20 +239,26 @@ class LocalAwsApp:
         return Reply(started["status"], started["headers"], b"".join(chunks))
 
     def _control(self, request: Request) -> Response:
-        books = {"scenarios": self.simulator.scenarios, "faults": self.faults.rules}
+        books = {
+            "scenarios": self.simulator.scenarios,
+            "faults": self.faults.rules,
+            "event-faults": self.simulator.events.faults,
+        }
         parts = request.path.removeprefix("/_local/").strip("/").split("/")
         try:
             match request.method, parts:
-                case "GET", ["scenarios" | "faults" as kind]:
+                case "GET", ["scenarios" | "faults" | "event-faults" as kind]:
                     return _json(books[kind].to_json())
                 case "POST", ["scenarios"]:
                     return _json(self.simulator.add_scenario(request.get_json(force=True, silent=True)))
                 case "POST", ["faults"]:
                     return _json(self.faults.add(request.get_json(force=True, silent=True)))
-                case "DELETE", ["scenarios" | "faults" as kind]:
+                case "POST", ["event-faults"]:
+                    return _json(self.simulator.events.add_fault(request.get_json(force=True, silent=True)))
+                case "DELETE", ["scenarios" | "faults" | "event-faults" as kind]:
                     books[kind].clear()
                     return _json({"ok": True})
-                case "DELETE", ["scenarios" | "faults" as kind, rule_id]:
+                case "DELETE", ["scenarios" | "faults" | "event-faults" as kind, rule_id]:
                     removed = books[kind].remove(rule_id)
                     return _json({"ok": removed}, 200 if removed else 404)
                 case "GET", ["calls"]:
@@ -259,6 +269,8 @@ class LocalAwsApp:
                     return _json(self.calls.stats())
                 case "GET", ["tasks"]:
                     return _json(self.simulator.tasks_json())
+                case "GET", ["events"]:
+                    return _json(self.simulator.events.sent_json())
                 case "POST", ["reset"]:
                     self.reset()
                     return _json({"ok": True})

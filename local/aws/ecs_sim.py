@@ -39,6 +39,7 @@ from local.aws.scenarios import (
     resolve_scenario,
     validate_scenario,
 )
+from local.aws.task_events import TaskEvents, version_of
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ SIGTERM_LINE = "received SIGTERM, shutting down"
 # RunTask: "A total of 8192 characters are allowed for overrides", JSON formatting included; ECS's answer:
 MAX_OVERRIDES_LENGTH = 8192
 OVERRIDES_TOO_LONG = "Container Overrides length must be at most 8192"
-LOG_TICK = 0.2  # seconds between writes of due log lines
+TICK = 0.1  # seconds between writes of due log lines and state change events
 _clock = threading.local()
 _simulator: Simulator | None = None
 
@@ -64,9 +65,9 @@ def now() -> float:
 
 
 @contextlib.contextmanager
-def frozen_clock() -> Iterator[None]:
+def frozen_clock(at: float | None = None) -> Iterator[None]:
     outer = getattr(_clock, "frozen", None)
-    _clock.frozen = outer or time.time()
+    _clock.frozen = outer or at or time.time()
     try:
         yield
     finally:
@@ -168,6 +169,7 @@ class SimTask(ecs_models.Task):
         self.plan: Plan
         self.log_targets: dict[str, LogTarget] = {}
         self.log_queue: deque[LogEvent] = deque()
+        self.announced = float("-inf")  # state changes up to this time have been sent as events
 
     def _availability_zone(self) -> str:
         network = getattr(self, "network_configuration", None)
@@ -203,6 +205,11 @@ class SimTask(ecs_models.Task):
     @stopped_reason.setter
     def stopped_reason(self, value: str) -> None:
         pass
+
+    @property
+    def version(self) -> int:
+        """Grows with each state change, as in ECS's DescribeTasks answers and events."""
+        return version_of(self.last_status)
 
     @property
     def stop_code(self) -> str | None:
@@ -278,13 +285,16 @@ class SimTask(ecs_models.Task):
 
 
 class Simulator:
-    """Scenario rules, the simulated tasks, and the ticker that writes their logs as they become due."""
+    """Scenario rules, the simulated tasks, and the ticker that writes their logs as they become due and
+    sends their state change events."""
 
     def __init__(self, default_duration: float = 3.0) -> None:
         self.default_duration = default_duration
         self.scenarios = RuleBook("scenario")
         self._tasks: dict[str, SimTask] = {}
         self._logging: dict[str, SimTask] = {}  # the tasks with log lines still to write
+        self._announcing: dict[str, SimTask] = {}  # the tasks not yet announced as STOPPED
+        self.events = TaskEvents()
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._ticker = threading.Thread(target=self._run_ticker, name="ecs-sim-logs", daemon=True)
@@ -320,6 +330,7 @@ class Simulator:
             task.log_queue = deque(_log_events(task))
             self._tasks[task.task_arn] = task
             self._logging[task.task_arn] = task
+            self._announcing[task.task_arn] = task
 
     def stop(self, task: SimTask, reason: str | None) -> None:
         with self._lock:
@@ -353,6 +364,7 @@ class Simulator:
         with self._lock:
             self._tasks.clear()
             self._logging.clear()
+            self._announcing.clear()
 
     def flush_logs(self) -> None:
         """Write every log line that is due; called by the ticker and before each CloudWatch Logs call."""
@@ -372,12 +384,28 @@ class Simulator:
                 if not task.log_queue:
                     del self._logging[arn]
 
+    def announce(self) -> None:
+        """Send a state change event for each state a task took on since the last call, as of its change."""
+        t = time.time()
+        with self._lock:
+            changes = []
+            for arn, task in list(self._announcing.items()):
+                changes += [(at, status, task) for status, at in task.plan.changes(task.announced, t)]
+                task.announced = t
+                if task.plan.stopped <= t:
+                    del self._announcing[arn]
+        for at, status, task in sorted(changes, key=lambda change: change[0]):
+            with frozen_clock(at):
+                self.events.changed(task, status, at, task.facts())
+        self.events.tick(t)
+
     def _run_ticker(self) -> None:
-        while not self._closed.wait(LOG_TICK):
-            try:
-                self.flush_logs()
-            except Exception:
-                log.exception("writing simulated task logs failed")
+        while not self._closed.wait(TICK):
+            for work in (self.flush_logs, self.announce):
+                try:
+                    work()
+                except Exception:
+                    log.exception("simulating tasks (%s) failed", work.__name__)
 
 
 def _log_targets(task: SimTask) -> tuple[dict[str, LogTarget], bool]:

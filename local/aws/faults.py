@@ -64,11 +64,7 @@ class Faults:
                 return False
             if rule.match and (facts is None or not matches(rule.match, facts)):
                 return False
-            rule.credit += spec["rate"]
-            if rule.credit < 1 - 1e-9:
-                return False
-            rule.credit -= 1
-            return True
+            return rule.fires()
 
         return self.rules.take(hits)
 

@@ -96,6 +96,14 @@ class Rule:
     used: int = 0
     credit: float = field(default=0.0, repr=False)  # accumulated ``rate`` of a fault, see local.aws.faults
 
+    def fires(self) -> bool:
+        """Add the rule's ``rate`` to its credit: True (and one credit spent) whenever it reaches 1."""
+        self.credit += self.spec["rate"]
+        if self.credit < 1 - 1e-9:
+            return False
+        self.credit -= 1
+        return True
+
     def to_json(self) -> dict[str, Any]:
         remaining = None if self.times is None else self.times - self.used
         return {"id": self.id, "match": self.match, **self.spec, "times": self.times, "remaining": remaining}

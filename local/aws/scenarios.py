@@ -7,6 +7,7 @@ the log lines of its essential containers. Every field is optional; ``resolve_sc
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,15 +148,24 @@ class Plan:
             container_reasons={},
         )
 
+    def _starts(self) -> list[tuple[float, str]]:
+        """When each lastStatus begins, in order; a status of length 0 is never taken on."""
+        third = (self.stopped - self.ended) / 3
+        starts = [(self.created, "PROVISIONING"), (self.provisioned, "PENDING")]
+        if self.started is not None:
+            starts.append((self.started, "RUNNING"))
+        starts += [(self.ended + i * third, phase) for i, phase in enumerate(STOPPING_PHASES)]
+        starts.append((self.stopped, "STOPPED"))
+        ends = [at for at, _ in starts[1:]] + [math.inf]
+        return [(at, status) for (at, status), end in zip(starts, ends, strict=True) if at < end]
+
     def status(self, t: float) -> str:
-        if t < self.ended:
-            if t < self.provisioned:
-                return "PROVISIONING"
-            return "RUNNING" if self.started is not None and t >= self.started else "PENDING"
-        if t >= self.stopped:
-            return "STOPPED"
-        phase = int(3 * (t - self.ended) / (self.stopped - self.ended))
-        return STOPPING_PHASES[min(phase, 2)]
+        return next((status for at, status in reversed(self._starts()) if t >= at), "PROVISIONING")
+
+    def changes(self, after: float, until: float) -> list[tuple[str, float]]:
+        """The ``(lastStatus, since)`` the task took on in ``(after, until]``, in order: each state is
+        reported however late it is asked for, as ECS sends an event for each."""
+        return [(status, at) for at, status in self._starts() if after < at <= until]
 
     def container_status(self, t: float) -> str:
         if t >= self.ended:

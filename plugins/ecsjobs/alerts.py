@@ -24,6 +24,7 @@ from typing import Any
 
 from airflow.sdk import BaseNotifier
 
+from ecsjobs.comms import finished
 from ecsjobs.outcome import OutcomeClass
 from ecsjobs.steprun import StepRun, task_duration
 
@@ -155,7 +156,7 @@ async def asend(slack_conn_id: str, message: Message) -> bool:
     connection through the triggerer's channel beside its event loop, which Airflow 3.2 does not survive)."""
     for attempt in ATTEMPTS:
         try:
-            client = await _hook(slack_conn_id).get_async_client()
+            client = await finished(_hook(slack_conn_id).get_async_client())
             await client.chat_postMessage(channel=message.channel, text=message.text, blocks=message.blocks)
             return _sent(message)
         except Exception as error:

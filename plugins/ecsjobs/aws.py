@@ -1,4 +1,5 @@
-"""The package's AWS clients: one botocore configuration, one client per service, connection and region.
+"""The package's AWS clients (one botocore configuration, one client per service, connection and region), and
+how their errors are told apart.
 
 Throttled calls must slow a step down, never fail it (botocore's default gives up after 3 attempts):
 adaptive mode adds client-side rate limiting on top of the retries. A worker runs one try and a DAG
@@ -10,14 +11,30 @@ from __future__ import annotations
 
 import functools
 import json
+import random
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 BOTOCORE_CONFIG: dict[str, Any] = {"retries": {"mode": "adaptive", "max_attempts": 10}}
 # The audit log and metrics are side channels: with a step's configuration but at most 3 attempts, so that a
 # CloudWatch outage delays a step's end by seconds, not by the minute 10 adaptive attempts can take.
 SIDE_CHANNEL_RETRIES: dict[str, Any] = {"mode": "adaptive", "max_attempts": 3}
+MAX_BACKOFF = 60.0  # seconds: the longest a throttled loop waits between rounds
+THROTTLING_ERROR_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "RequestThrottled",
+        "SlowDown",
+    }
+)
+TRANSIENT_ERROR_CODES = THROTTLING_ERROR_CODES | {"ServerException", "InternalFailure", "ServiceUnavailable"}
+AWS_ERRORS = (ClientError, HTTPClientError, BotoConnectionError)
 
 
 def client(
@@ -44,3 +61,34 @@ def side_channel(
     """:func:`client` for the audit log and metrics: ``botocore_config`` with ``SIDE_CHANNEL_RETRIES``."""
     config = {**(botocore_config or BOTOCORE_CONFIG), "retries": SIDE_CHANNEL_RETRIES}
     return client(service, aws_conn_id, region, config)
+
+
+def is_transient(error: Exception) -> bool:
+    """Throttling, a 5xx or a dropped connection: worth trying again later, never a reason to fail."""
+    if not isinstance(error, ClientError):
+        return isinstance(error, HTTPClientError | BotoConnectionError)
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    code = error.response.get("Error", {}).get("Code")
+    return code in TRANSIENT_ERROR_CODES or status == 429 or status >= 500
+
+
+def is_throttling(error: Exception) -> bool:
+    """AWS asking the caller to slow down (as opposed to failing a call)."""
+    if not isinstance(error, ClientError):
+        return False
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    return error.response.get("Error", {}).get("Code") in THROTTLING_ERROR_CODES or status == 429
+
+
+def backoff(interval: float, failures: int) -> float:
+    """Seconds to wait after ``failures`` failed rounds in a row: doubling, capped, with jitter."""
+    ceiling = min(MAX_BACKOFF, interval * 2**failures)
+    return random.uniform(ceiling / 2, ceiling)
+
+
+def describe_aws_error(err: BotoCoreError | ClientError) -> str:
+    """One line for a command's user: the call, the error code and AWS's message."""
+    if isinstance(err, ClientError):
+        error = err.response.get("Error", {})
+        return f"AWS {err.operation_name}: {error.get('Code', '?')}: {error.get('Message', '')}".rstrip(": ")
+    return f"AWS: {err}"

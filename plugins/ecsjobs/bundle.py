@@ -312,8 +312,11 @@ def check(bundle: Bundle, catalog: Catalog, work: Path, uv: Path) -> list[str]:
     return problems(probe(bundle, python, work / "airflow"), catalog, work / "airflow")
 
 
-def bundle_command(catalog: Catalog, config_dir: Path, out: Path, run_checks: bool) -> int:
-    """``python -m ecsjobs bundle``: build (and with ``--check``, check) the bundle."""
+def bundle_command(
+    catalog: Catalog, config_dir: Path, out: Path, run_checks: bool, mwaa_subnets: list[str] | None = None
+) -> int:
+    """``python -m ecsjobs bundle``: build (and with ``--check``, check) the bundle; with ``--mwaa-subnets``,
+    check that those subnets reach what the steps call (``ecsjobs.reach``)."""
     try:
         bundle = build(catalog, config_dir, out)
         print(f"built {out}/ for environment {catalog.environment_name!r}: {', '.join(sorted(BUNDLE_FILES))}")
@@ -330,7 +333,27 @@ def bundle_command(catalog: Catalog, config_dir: Path, out: Path, run_checks: bo
     except BundleError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    return 0
+    return 0 if not mwaa_subnets or _reaches(catalog, mwaa_subnets) else 1
+
+
+def _reaches(catalog: Catalog, subnets: list[str]) -> bool:
+    """Print what the MWAA subnets cannot reach; True if they reach everything."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from ecsjobs import reach
+    from ecsjobs.aws import client, describe_aws_error
+
+    env = catalog.environment
+    try:
+        found = reach.problems(env, subnets, client("ec2", env.aws_conn_id, env.region))
+    except (BotoCoreError, ClientError) as err:
+        print(f"error: checking the MWAA subnets: {describe_aws_error(err)}", file=sys.stderr)
+        return False
+    if found:
+        print("\n".join(["the MWAA subnets cannot reach what the steps call:", *found]), file=sys.stderr)
+        return False
+    print(f"checked: subnets {', '.join(subnets)} reach {', '.join(reach.needed(env))} and Slack")
+    return True
 
 
 if __name__ == "__main__":  # ``python -m ecsjobs.bundle probe REPORT``: the check's step inside the layout

@@ -6,8 +6,9 @@
 - ``sync-monitoring [--dry-run]``: create, update or prune the jobs' CloudWatch alarms, dashboard and saved
   Logs Insights queries (``ecsjobs.monitoring``); the dry run prints the plan only;
 - ``schema [--check]``: (re)generate the JSON Schemas editors use (``config/schema/``);
-- ``bundle [--out DIR] [--check]``: build the Amazon MWAA deployment (``dist/mwaa/``), optionally checked
-  as MWAA would install and parse it (``ecsjobs.bundle``); environment ``--env``, default ``prod``;
+- ``bundle [--out DIR] [--check] [--mwaa-subnets A,B]``: build the Amazon MWAA deployment (``dist/mwaa/``),
+  optionally checked as MWAA would install and parse it (``ecsjobs.bundle``) and whether MWAA's subnets reach
+  what the steps call (``ecsjobs.reach``); environment ``--env``, default ``prod``;
 - ``iam-policy [--out FILE]``: the least-privilege policy of the MWAA execution role for the catalog
   (``ecsjobs.iam``); environment ``--env``, default ``prod``.
 """
@@ -51,6 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     bundle.add_argument(
         "--check", action="store_true", help="install and parse it as MWAA would (needs the repository's uv)"
     )
+    bundle.add_argument(
+        "--mwaa-subnets",
+        type=lambda text: [part for part in text.split(",") if part],
+        metavar="SUBNET,SUBNET",
+        help="also check through AWS (read-only) that MWAA's subnets reach ECS, CloudWatch, SQS and Slack",
+    )
     iam_policy = commands.add_parser("iam-policy", help="the MWAA execution role's policy (--env: prod)")
     iam_policy.add_argument("--out", type=Path, help="write it to this file instead of printing it")
     args = parser.parse_args(argv)
@@ -71,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             from ecsjobs.bundle import bundle_command
 
             catalog = load_catalog(directory, args.env or "prod")
-            return bundle_command(catalog, directory, args.out, args.check)
+            return bundle_command(catalog, directory, args.out, args.check, args.mwaa_subnets)
         if args.command == "iam-policy":
             from ecsjobs.iam import policy_command
 

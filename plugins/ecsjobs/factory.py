@@ -194,6 +194,7 @@ def step_kwargs(step: Step, env: Environment, job_id: str) -> dict[str, Any]:
         "awslogs_region": env.region,
         "platform_version": step.platform_version,
         "poll_interval": env.poll_interval.total_seconds(),
+        **events_kwargs(env),
         "resume_delay": (
             step.resume_delay if step.resume_delay is not None else env.resume_delay
         ).total_seconds(),
@@ -255,3 +256,13 @@ def on_demand_kwargs(step: Step, env: Environment) -> dict[str, Any] | None:
 
 def _capacity_provider(name: str) -> dict[str, Any]:
     return {"launch_type": None, "capacity_provider_strategy": [{"capacityProvider": name, "weight": 1}]}
+
+
+def events_kwargs(env: Environment) -> dict[str, Any]:
+    """Where a step's wait learns of its task's end, if the environment has task state change events."""
+    if env.task_events is None:
+        return {}
+    return {
+        "events_queue": env.task_events.queue,
+        "reconcile_interval": env.task_events.reconcile_interval.total_seconds(),
+    }

@@ -2,10 +2,11 @@
 
 Every statement names the catalog's own resources: its steps' task definition families, the environment's
 task roles, cluster, job log groups, audit log group, metrics namespace, the monitoring sync's alarms and
-dashboard, and the Secrets Manager secret of the Slack connection. Where AWS defines no resource type for an
-action the statement must say ``"*"``; those actions are listed in ``WILDCARD_ACTIONS`` with the condition
-that narrows them, if AWS has one. The policy complements the execution role's MWAA base policy (the
-environment's S3 bucket, Airflow's own logs, SQS, KMS); it does not replace it.
+dashboard, the task events queue and rule, and the Secrets Manager secret of the Slack connection. Where AWS
+defines no resource type for an action the statement must say ``"*"``; those actions are listed in
+``WILDCARD_ACTIONS`` with the condition that narrows them, if AWS has one. The policy complements the
+execution role's MWAA base policy (the environment's S3 bucket, Airflow's own logs, SQS, KMS); it does not
+replace it.
 """
 
 from __future__ import annotations
@@ -144,6 +145,35 @@ def execution_role_policy(catalog: Catalog) -> dict[str, Any]:
             [f"{arn}:secretsmanager:{region_account}:secret:{CONNECTIONS_PREFIX}/{env.slack_conn_id}-??????"],
         ),
     ]
+    if env.task_events:  # ecsjobs.state_events reads the queue; the monitoring sync keeps it and its rule
+        queue = env.task_events.queue
+        statements += [
+            _statement(
+                "TaskEventsQueue",
+                [
+                    "sqs:CreateQueue",
+                    "sqs:DeleteMessage",
+                    "sqs:GetQueueAttributes",
+                    "sqs:GetQueueUrl",
+                    "sqs:ReceiveMessage",
+                    "sqs:SetQueueAttributes",
+                    "sqs:TagQueue",
+                ],
+                [f"{arn}:sqs:{region_account}:{queue}"],
+            ),
+            _statement(
+                "TaskEventsRule",
+                [
+                    "events:DescribeRule",
+                    "events:ListTargetsByRule",
+                    "events:PutRule",
+                    "events:PutTargets",
+                    "events:TagResource",
+                ],
+                [f"{arn}:events:{region_account}:rule/{queue}"],
+            ),
+            _statement("TaskEventsCluster", ["ecs:DescribeClusters"], [cluster_arn]),
+        ]
     # A catalog without jobs (or an environment without task roles) has nothing to name: no statement.
     policy = {"Version": "2012-10-17", "Statement": [s for s in statements if s["Resource"]]}
     size = len("".join(render(policy).split()))

@@ -171,6 +171,20 @@ class Metrics(Strict):
         return self
 
 
+class TaskEvents(Strict):
+    """Learn of task ends from ECS's task state change events through SQS; DescribeTasks only reconciles."""
+
+    queue: str = Field(
+        pattern=r"^[A-Za-z0-9_-]{1,80}$",
+        description="SQS queue (name) that an EventBridge rule fills with the cluster's STOPPED task events; "
+        "`python -m ecsjobs sync-monitoring` creates both.",
+    )
+    reconcile_interval: Duration = Field(
+        default=timedelta(seconds=60),
+        description="How often waiting steps still ask ECS for their tasks' state, for lost events.",
+    )
+
+
 class Environment(Strict):
     """What differs per deployment: where the jobs run and where their signals go."""
 
@@ -224,6 +238,10 @@ class Environment(Strict):
     )
     dashboard_name: str = Field(
         default="batch-jobs", description="Name of the CloudWatch dashboard with every job's metrics."
+    )
+    task_events: TaskEvents | None = Field(
+        default=None,
+        description="Opt in to event-driven completion: steps learn that their task stopped within a second.",
     )
 
 

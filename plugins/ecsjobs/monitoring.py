@@ -4,7 +4,8 @@
 exactly those changes, so a second sync plans nothing and writes nothing. What the sync creates carries its
 mark: alarms the tags ``ecsjobs:managed-by`` and ``ecsjobs:environment`` and, like the saved queries, the name
 prefix ``ecsjobs/<env>/``. Only resources with this environment's marks are updated or deleted; an alarm
-without the tags is never touched, whatever its name.
+without the tags is never touched, whatever its name. With ``task_events``, the sync also keeps the events
+queue and its EventBridge rule (``ecsjobs.event_route``).
 
 Alarms are per step, because CloudWatch alarms match exact dimensions and steps publish with ``Job``,
 ``Step`` and ``Environment``: a duration alarm above 1.5x the step's baseline, an error and a failure alarm.
@@ -25,6 +26,8 @@ from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from airflow.sdk import DAG, task
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ecsjobs import event_route
+from ecsjobs.aws import describe_aws_error
 from ecsjobs.catalog import Catalog, JobSpec, load_catalog
 from ecsjobs.errors import EcsJobsError
 from ecsjobs.metrics import (
@@ -449,8 +452,11 @@ class Plan:
         return "\n".join(lines + [f"Plan for environment {self.environment!r}: {self.summary()}."])
 
 
-def plan(catalog: Catalog, cloudwatch: Any, logs: Any, now: datetime | None = None) -> Plan:
-    """Compare the catalog's alarms, dashboard and saved queries with what exists; read-only."""
+def plan(
+    catalog: Catalog, cloudwatch: Any, logs: Any, now: datetime | None = None, route: tuple | None = None
+) -> Plan:
+    """Compare the catalog's alarms, dashboard and saved queries (and, with ``task_events`` and the ``route``
+    clients SQS, EventBridge and ECS, the events queue and rule) with what exists; read-only."""
     env, env_name = catalog.environment, catalog.environment_name
     baselines, notes = metric_baselines(catalog, cloudwatch, now)
     actions = env.alarm_topic_arn or "none (no alarm_topic_arn)"
@@ -459,6 +465,14 @@ def plan(catalog: Catalog, cloudwatch: Any, logs: Any, now: datetime | None = No
     _plan_alarms(result, desired_alarms(catalog, baselines), *existing_alarms(cloudwatch, env_name))
     _plan_dashboard(result, catalog, existing_dashboard(cloudwatch, catalog.environment.dashboard_name))
     _plan_queries(result, desired_queries(catalog), existing_queries(logs, env_name))
+    if env.task_events and route:
+        tags = {MANAGED_BY_TAG: MANAGED_BY, ENVIRONMENT_TAG: env_name}
+        for action, kind, request in event_route.plan(env, tags, *route):
+            if action == "unchanged":
+                result.unchanged += 1
+            else:
+                detail = f"STOPPED tasks of {env.cluster}" if kind == "rule" else "SQS, with its policy"
+                result.changes.append(Change(action, kind, env.task_events.queue, detail, request))
     return result
 
 
@@ -566,11 +580,14 @@ def _plan_queries(result: Plan, desired: dict[str, dict], actual: list[dict[str,
 # --- Applying it ----------------------------------------------------------------------------------------
 
 
-def apply(result: Plan, cloudwatch: Any, logs: Any) -> None:
-    """Make the plan's writes: PutMetricAlarm, DeleteAlarms, PutDashboard, Put/DeleteQueryDefinition."""
+def apply(result: Plan, cloudwatch: Any, logs: Any, route: tuple | None = None) -> None:
+    """Make the plan's writes: PutMetricAlarm, DeleteAlarms, PutDashboard, Put/DeleteQueryDefinition, and
+    the events queue and rule (CreateQueue / SetQueueAttributes, PutRule and PutTargets)."""
     doomed: list[str] = []
-    for change in result.writes:
-        if change.kind == "alarm" and change.action == "delete":
+    for change in sorted(result.writes, key=lambda c: c.kind == "rule"):  # the queue before its rule
+        if change.kind in ("queue", "rule"):
+            event_route.apply(change.kind, change.request, *route[:2])
+        elif change.kind == "alarm" and change.action == "delete":
             doomed.append(change.name)
         elif change.kind == "alarm":
             cloudwatch.put_metric_alarm(**change.request)
@@ -584,18 +601,22 @@ def apply(result: Plan, cloudwatch: Any, logs: Any) -> None:
         cloudwatch.delete_alarms(AlarmNames=doomed[start : start + 100])
 
 
-def aws_clients(catalog: Catalog) -> tuple[Any, Any]:
+def aws_clients(catalog: Catalog) -> tuple[Any, Any, tuple | None]:
     """CloudWatch and CloudWatch Logs clients of the environment's Airflow AWS connection (in Airflow, or
-    from ``AIRFLOW_CONN_*`` variables on the command line: no metadata database needed)."""
+    from ``AIRFLOW_CONN_*`` variables on the command line: no metadata database needed), and with
+    ``task_events`` the SQS, EventBridge and ECS clients of the events route."""
     env = catalog.environment
 
     def client(kind: str) -> Any:
         return AwsBaseHook(aws_conn_id=env.aws_conn_id, client_type=kind, region_name=env.region).get_conn()
 
-    return client("cloudwatch"), client("logs")
+    route = (client("sqs"), client("events"), client("ecs")) if env.task_events else None
+    return client("cloudwatch"), client("logs"), route
 
 
-def sync(catalog: Catalog, dry_run: bool = False, clients: tuple[Any, Any] | None = None) -> Plan:
+def sync(
+    catalog: Catalog, dry_run: bool = False, clients: tuple[Any, Any, tuple | None] | None = None
+) -> Plan:
     """Plan and (unless ``dry_run``) apply. Refuses while job files are broken: their alarms would go."""
     if catalog.broken:
         names = ", ".join(sorted(path.name for path in catalog.broken))
@@ -603,18 +624,11 @@ def sync(catalog: Catalog, dry_run: bool = False, clients: tuple[Any, Any] | Non
             f"broken job file(s) {names}: fix them first (`python -m ecsjobs validate`); syncing now "
             "would delete their alarms and saved queries"
         )
-    cloudwatch, logs = clients or aws_clients(catalog)
-    result = plan(catalog, cloudwatch, logs)
+    cloudwatch, logs, route = clients or aws_clients(catalog)
+    result = plan(catalog, cloudwatch, logs, route=route)
     if not dry_run:
-        apply(result, cloudwatch, logs)
+        apply(result, cloudwatch, logs, route)
     return result
-
-
-def describe_aws_error(err: BotoCoreError | ClientError) -> str:
-    if isinstance(err, ClientError):
-        error = err.response.get("Error", {})
-        return f"AWS {err.operation_name}: {error.get('Code', '?')}: {error.get('Message', '')}".rstrip(": ")
-    return f"AWS: {err}"
 
 
 def sync_command(catalog: Catalog, dry_run: bool) -> int:

@@ -34,7 +34,7 @@ from botocore.exceptions import ClientError
 
 from ecsjobs import audit, aws, metrics, provider
 from ecsjobs.alerts import LATE_FACTOR, Route, step_message
-from ecsjobs.aws import BOTOCORE_CONFIG
+from ecsjobs.aws import BOTOCORE_CONFIG, is_transient
 from ecsjobs.errors import StepFailed, StepFailedFinally
 from ecsjobs.history import LAUNCH_TAG, TRY_TAG, started_by_for, tag, tasks_of, try_of
 from ecsjobs.links import EcsTaskLink, EcsTaskLogsLink, log_stream_url
@@ -50,7 +50,7 @@ from ecsjobs.outcome import (
     kill_stop_reason,
     timeout_stop_reason,
 )
-from ecsjobs.poller import is_transient
+from ecsjobs.poller import DEFAULT_RECONCILE_INTERVAL
 from ecsjobs.retries import ADOPTION_RESERVE, Decision, Tries, decide, lost_result_was_final, on_demand
 from ecsjobs.steprun import StepRun, task_duration, task_stopped_at
 from ecsjobs.taskdefs import essential_containers
@@ -80,6 +80,9 @@ class EcsJobOperator(EcsRunTaskOperator):
         use ``ecsjobs.outcome.DEFAULT_RETRIES``; the step's ``retries`` stays the upper bound.
     :param step_timeout: longest the step may run; its ECS task is stopped then, even while deferred.
     :param poll_interval: seconds between DescribeTasks polls of the shared poller.
+    :param events_queue: SQS queue with the cluster's ECS task state change events; the poller then learns
+        of the task's end from its event and describes tasks only every ``reconcile_interval`` seconds.
+    :param reconcile_interval: seconds between DescribeTasks rounds while events arrive.
     :param resume_delay: seconds after deferring before the step may resume: by then the stale "finished" of
         the worker that deferred has reached the scheduler, so the race of the module docstring is rare.
     :param environment: the catalog environment's name (a metrics dimension, in the audit record).
@@ -109,6 +112,8 @@ class EcsJobOperator(EcsRunTaskOperator):
         outcome_retries: dict[str, int] | None = None,
         step_timeout: timedelta | None = None,
         poll_interval: float = 15,
+        events_queue: str | None = None,
+        reconcile_interval: float = DEFAULT_RECONCILE_INTERVAL,
         resume_delay: float = 0,
         environment: str = "",
         metrics_namespace: str | None = None,
@@ -132,6 +137,8 @@ class EcsJobOperator(EcsRunTaskOperator):
         self.outcome_retries = outcome_retries or {}
         self.step_timeout = step_timeout
         self.poll_interval = poll_interval
+        self.events_queue = events_queue
+        self.reconcile_interval = reconcile_interval
         self.resume_delay = resume_delay
         self.environment = environment
         self.metrics_namespace = metrics_namespace

@@ -16,6 +16,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from ecsjobs.aws import client
 from ecsjobs.outcome import judge_missing, judge_task
+from ecsjobs.poller import DEFAULT_RECONCILE_INTERVAL
 from ecsjobs.taskdefs import essential_containers
 from ecsjobs.triggers import EcsTaskWaitTrigger
 
@@ -28,6 +29,8 @@ class EcsTaskCompletionSensor(BaseSensorOperator):
     :param essential_containers: names of the essential containers; by default those of the task's
         definition (DescribeTaskDefinition).
     :param poll_interval: seconds between polls of the shared poller.
+    :param events_queue: SQS queue with the cluster's ECS task state change events (see the step operator).
+    :param reconcile_interval: seconds between DescribeTasks rounds while events arrive.
     """
 
     template_fields: Sequence[str] = ("task_arn", "cluster")
@@ -41,6 +44,8 @@ class EcsTaskCompletionSensor(BaseSensorOperator):
         region_name: str | None = None,
         essential_containers: list[str] | None = None,
         poll_interval: float = 15,
+        events_queue: str | None = None,
+        reconcile_interval: float = DEFAULT_RECONCILE_INTERVAL,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -50,6 +55,8 @@ class EcsTaskCompletionSensor(BaseSensorOperator):
         self.region_name = region_name
         self.essential_containers = essential_containers
         self.poll_interval = poll_interval
+        self.events_queue = events_queue
+        self.reconcile_interval = reconcile_interval
 
     def execute(self, context) -> None:
         self.defer(

@@ -1,4 +1,5 @@
-"""The deferrable wait for one ECS task, polled together with every other wait on its cluster."""
+"""The deferrable wait for one ECS task, polled (or told by its STOPPED event) with every other wait on its
+cluster."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from botocore.exceptions import ClientError
 
 from ecsjobs.alerts import Message, asend
-from ecsjobs.poller import AWS_ERRORS, DEFAULT_BOTOCORE_CONFIG, Sighting, backoff, is_transient, poller_for
+from ecsjobs.aws import AWS_ERRORS, backoff, is_transient
+from ecsjobs.comms import finished
+from ecsjobs.poller import DEFAULT_BOTOCORE_CONFIG, DEFAULT_RECONCILE_INTERVAL, Sighting, poller_for
 
 DEFAULT_STOP_REASON = "Stopped by Airflow: the step's deadline passed"
 DEFAULT_KILL_REASON = "Stopped by Airflow: the task instance was killed by a user"
@@ -59,6 +62,9 @@ class EcsTaskWaitTrigger(BaseTrigger):
         after ``at`` sends it again.
     :param not_before: epoch seconds before which the event is held back: Airflow may take a trigger that
         fires within seconds of its task deferring for a failure of the resumed try (apache/airflow#72716).
+    :param events_queue: SQS queue fed with the cluster's ECS task state change events
+        (``ecsjobs.state_events``): the poller then learns of the task's end from its STOPPED event.
+    :param reconcile_interval: seconds between DescribeTasks rounds while events arrive.
     """
 
     def __init__(
@@ -77,6 +83,8 @@ class EcsTaskWaitTrigger(BaseTrigger):
         botocore_config: dict | None = None,
         late_alert: dict[str, Any] | None = None,
         not_before: float | None = None,
+        events_queue: str | None = None,
+        reconcile_interval: float = DEFAULT_RECONCILE_INTERVAL,
     ):
         super().__init__()
         self.cluster = cluster
@@ -93,17 +101,21 @@ class EcsTaskWaitTrigger(BaseTrigger):
         self.botocore_config = botocore_config
         self.late_alert = late_alert
         self.not_before = not_before
+        self.events_queue = events_queue
+        self.reconcile_interval = reconcile_interval
 
     @classmethod
     def waiting_for(cls, source: Any, task_arn: str, **options: Any) -> EcsTaskWaitTrigger:
-        """The wait for ``task_arn`` with the cluster, AWS connection, region and poll interval of ``source``
-        (a step or a completion sensor); ``options`` are the other arguments."""
+        """The wait for ``task_arn`` with the cluster, AWS connection, region, poll interval and events queue
+        of ``source`` (a step or a completion sensor); ``options`` are the other arguments."""
         return cls(
             cluster=source.cluster,
             task_arn=task_arn,
             aws_conn_id=source.aws_conn_id,
             region_name=source.region_name,
             poll_interval=source.poll_interval,
+            events_queue=source.events_queue,
+            reconcile_interval=source.reconcile_interval,
             **options,
         )
 
@@ -125,11 +137,20 @@ class EcsTaskWaitTrigger(BaseTrigger):
                 "botocore_config": self.botocore_config,
                 "late_alert": self.late_alert,
                 "not_before": self.not_before,
+                "events_queue": self.events_queue,
+                "reconcile_interval": self.reconcile_interval,
             },
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        poller = poller_for(self.aws_conn_id, self.region_name, self.cluster, self.botocore_config)
+        poller = poller_for(
+            self.aws_conn_id,
+            self.region_name,
+            self.cluster,
+            self.botocore_config,
+            self.events_queue,
+            self.reconcile_interval,
+        )
         future = poller.watch(self.task_arn, self.poll_interval)
         self.log.info("Waiting for ECS task %s on %s to stop.", self.task_arn, self.cluster)
         late = asyncio.create_task(self._alert_late()) if self.late_alert else None
@@ -198,7 +219,7 @@ class EcsTaskWaitTrigger(BaseTrigger):
             region_name=self.region_name,
             config=self.botocore_config or DEFAULT_BOTOCORE_CONFIG,
         )
-        async with await hook.get_async_conn() as client:
+        async with await finished(hook.get_async_conn()) as client:
             await client.stop_task(cluster=self.cluster, task=self.task_arn, reason=reason)
 
     def _event(self, sighting: Sighting, stopped_at_deadline: bool) -> dict[str, Any]:
@@ -231,7 +252,7 @@ class EcsTaskWaitTrigger(BaseTrigger):
             region_name=self.log_region_name or self.region_name,
             config=self.botocore_config or DEFAULT_BOTOCORE_CONFIG,
         )
-        async with await hook.get_async_conn() as client:
+        async with await finished(hook.get_async_conn()) as client:
             forwarder = _LogForwarder(client, self.log_group, self.log_stream, self.log)
             following = asyncio.create_task(forwarder.follow(self.poll_interval))
             try:

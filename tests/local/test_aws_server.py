@@ -6,11 +6,13 @@ exit code 0, write no logs and ignore clientToken; RunTask on EC2 needs containe
 
 from __future__ import annotations
 
+import json
 import time
 import urllib.error
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -608,3 +610,50 @@ def test_moto_reset_drops_the_simulated_tasks(tmp_path: Path) -> None:
         assert env.control("GET", "/_local/tasks") == []
     finally:
         assert server.stop() == 0
+
+
+def test_each_state_change_is_an_eventbridge_event_in_the_describe_tasks_shape(cloud: Env) -> None:
+    """What ECS sends (source aws.ecs, "ECS Task State Change", the task's DescribeTasks shape with dates as
+    ISO strings and a growing ``version``), delivered by an EventBridge rule to SQS; faults drop and
+    duplicate events."""
+    sqs, events = cloud.server.client("sqs"), cloud.server.client("events")
+    queue = sqs.create_queue(QueueName=f"q-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    attributes = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]
+    rule = f"r-{uuid.uuid4().hex[:8]}"
+    pattern = {"source": ["aws.ecs"], "detail-type": ["ECS Task State Change"]}
+    events.put_rule(Name=rule, EventPattern=json.dumps(pattern))
+    events.put_targets(Rule=rule, Targets=[{"Id": "q", "Arn": attributes["QueueArn"]}])
+    # Phases shorter than the simulator's 0.1 s tick: each state still gets its event, as of its change.
+    phases = {"provisioning": 0.03, "pending": 0.03, "duration": 0.05, "stopping": 0.09}
+    cloud.scenario({"family": "job"}, exit_code=4, **phases)
+    faults = ({"kind": "drop", "status": "*", "match": {"started_by": "dropped"}},
+              {"kind": "duplicate", "match": {"started_by": "doubled"}})  # fmt: skip
+    for fault in faults:
+        cloud.control("POST", "/_local/event-faults", fault)
+    dropped, doubled = cloud.run(startedBy="dropped"), cloud.run(startedBy="doubled")
+    try:
+        described = cloud.wait(doubled["taskArn"])
+        time.sleep(0.5)  # the ticker sends the STOPPED event within 0.1 s
+        received: list[dict[str, Any]] = []
+        while batch := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages"):
+            received += [json.loads(m["Body"]) for m in batch]
+            handles = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)]
+            sqs.delete_message_batch(QueueUrl=queue, Entries=handles)
+    finally:
+        events.remove_targets(Rule=rule, Ids=["q"])
+        events.delete_rule(Name=rule)
+    mine = [e for e in received if e["detail"]["taskArn"] == doubled["taskArn"]]
+    assert not [e for e in received if e["detail"]["taskArn"] == dropped["taskArn"]], "every event dropped"
+    timeline = ["PROVISIONING", "PENDING", "RUNNING", *STOPPING_TIMELINE]
+    assert [e["detail"]["lastStatus"] for e in mine] == [*timeline, "STOPPED"], "STOPPED sent twice"
+    assert [e["detail"]["version"] for e in mine] == [1, 2, 3, 4, 5, 6, 7, 7]
+    stopped = mine[-1]
+    assert (stopped["source"], stopped["detail-type"]) == ("aws.ecs", "ECS Task State Change")
+    detail = stopped["detail"]
+    assert detail["stopCode"] == described["stopCode"] and detail["version"] == described["version"]
+    exit_codes = [c.get("exitCode") for c in described["containers"]]
+    assert [c.get("exitCode") for c in detail["containers"]] == exit_codes
+    assert datetime.fromisoformat(detail["stoppedAt"]) == described["stoppedAt"]
+    times = [datetime.fromisoformat(e["detail"]["updatedAt"]) for e in mine]
+    assert times == sorted(times) and times[-2] == described["stoppedAt"], "each event as of its change"
+    assert "tags" not in detail

@@ -65,6 +65,8 @@ def test_no_succeeded_ecs_task_runs_twice_and_a_cleared_step_runs_once_more(tier
     (manual,) = tier.ecs_tasks(DAG_ID, "each.first", "burst-manual", 0)
     assert environment(manual)["JOB_DATE"] == finished[run_ids.index("burst-manual")]["run_after"][:10]
     assert not [m for m in tier.slack_messages() if DAG_ID in m["text"]]
+    # The local environment has task_events: the triggerer learned of the tasks' ends from their events.
+    assert tier.aws("GET", "/_local/stats").get("sqs.DeleteMessageBatch", 0) > 0
 
     # A user clears one succeeded step to run it again: exactly one new ECS task, its try number's.
     run_id, map_index = "burst-manual", 2

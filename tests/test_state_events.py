@@ -1,0 +1,116 @@
+"""How a cluster's poller treats the ECS task state change events it receives (``Poller.on_events``),
+in-process: which end a wait, which are dropped as duplicate or stale, which stay queued for someone else."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import pytest
+
+from ecsjobs import poller
+from ecsjobs.state_events import StateChange, parse
+
+ARN = "arn:aws:ecs:us-east-1:123456789012:task/batch-jobs/"
+
+
+def _change(task: str, status: str, version: int, receive_count: int = 1) -> StateChange:
+    detail = {"taskArn": ARN + task, "lastStatus": status, "version": version}
+    return StateChange(
+        ARN + task, version, detail, f"{task}-{status}-{version}-{receive_count}", receive_count
+    )
+
+
+def _run(body: Any) -> Any:
+    async def main() -> Any:
+        key = ("conn", "region", f"cluster-{id(body)}", asyncio.get_running_loop())
+        return await body(poller.Poller(key, {}, "queue", reconcile_interval=60))
+
+    return asyncio.run(main())
+
+
+def test_a_stopped_event_ends_its_wait_and_later_copies_are_dropped():
+    async def body(p: poller.Poller) -> tuple:
+        wait = p._waiters.setdefault(ARN + "a", set())
+        future = asyncio.get_running_loop().create_future()
+        wait.add(future)
+        running = p.on_events([_change("a", "RUNNING", 3)])
+        stopped = p.on_events([_change("a", "STOPPED", 7)])
+        again = p.on_events([_change("a", "STOPPED", 7, 2), _change("a", "DEPROVISIONING", 6)])
+        return running, future.done() and future.result().task["version"], stopped, again
+
+    running, version, stopped, again = _run(body)
+    assert running == ["a-RUNNING-3-1"], "a RUNNING event is consumed without ending the wait"
+    assert version == 7 and stopped == ["a-STOPPED-7-1"]
+    assert again == ["a-STOPPED-7-2", "a-DEPROVISIONING-6-1"], "duplicate and stale: deleted, no effect"
+
+
+def test_an_event_nobody_waits_for_stays_queued_until_a_reconciliation_interval_has_passed():
+    async def body(p: poller.Poller) -> tuple:
+        kept = p.on_events([_change("b", "STOPPED", 7, receive_count=1)])
+        late_wait = p.watch(ARN + "b", 6)  # its STOPPED event came first: the wait ends at once
+        unclaimed = p.on_events([_change("c", "STOPPED", 7, receive_count=7)])
+        return kept, late_wait.done(), unclaimed
+
+    kept, ended_at_once, unclaimed = _run(body)
+    assert kept == [], "left in the queue for another triggerer's wait"
+    assert ended_at_once
+    assert unclaimed == ["c-STOPPED-7-7"], "received for longer than 60 s (6 x 10 s): deleted"
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["not json", "[]", json.dumps({"source": "aws.ecs", "detail-type": "ECS Task State Change"}),
+     json.dumps({"source": "aws.s3", "detail-type": "Object Created", "detail": {"taskArn": "x"}})],
+)  # fmt: skip
+def test_messages_that_are_not_task_state_changes_are_not_events(body):
+    assert parse({"Body": body, "ReceiptHandle": "r"}) is None
+
+
+def test_a_task_state_change_message_is_parsed():
+    detail = {"taskArn": ARN + "d", "lastStatus": "STOPPED", "version": 7}
+    body = json.dumps({"source": "aws.ecs", "detail-type": "ECS Task State Change", "detail": detail})
+    change = parse({"Body": body, "ReceiptHandle": "r", "Attributes": {"ApproximateReceiveCount": "3"}})
+    assert change == StateChange(ARN + "d", 7, detail, "r", 3)
+
+
+def test_a_cancelled_caller_lets_its_connection_lookup_finish_first():
+    """Airflow 3.2's triggerer dies when a connection lookup is cancelled between its request and its response
+    (``ecsjobs.comms``): cancelling the caller waits for the lookup, then cancels."""
+    from ecsjobs.comms import finished
+
+    steps: list[str] = []
+
+    async def lookup() -> str:
+        steps.append("request sent")
+        await asyncio.sleep(0.2)
+        steps.append("response read")
+        return "client"
+
+    async def main() -> None:
+        caller = asyncio.ensure_future(finished(lookup()))
+        await asyncio.sleep(0.05)
+        caller.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+
+    asyncio.run(main())
+    assert steps == ["request sent", "response read"]
+
+
+def test_a_poller_cancelled_as_its_queue_is_found_stops():
+    """The last wait leaves (cancelling the poller) just as the listener finds the queue (waking the poller
+    between rounds): the poller must still end, or that wait never returns its event."""
+
+    async def body(p: poller.Poller) -> bool:
+        p.interval = 30
+        between_rounds = asyncio.ensure_future(p._next_round(time.monotonic(), None))
+        await asyncio.sleep(0.05)
+        p.events_healthy(True)
+        between_rounds.cancel()
+        done, _ = await asyncio.wait([between_rounds], timeout=5)
+        return bool(done) and between_rounds.cancelled()
+
+    assert _run(body), "the cancel was lost: the poller kept waiting for its next round"
