@@ -22,8 +22,12 @@ import yaml
 from local import compose
 from local.settings import AIRFLOW_COMPONENTS, DEFAULT_PORTS, REPO, Ports
 from local.stack import Stack
+from tests.support import ON_MWAA_LANE
 
-pytestmark = pytest.mark.integration  # subprocesses or servers: not the unit lane
+pytestmark = [
+    pytest.mark.integration,  # subprocesses or servers: not the unit lane
+    pytest.mark.skipif(ON_MWAA_LANE, reason="docker compose runs the latest lane's image (Dockerfile)"),
+]
 
 # What the containers do differently from make run's processes, and why (see local/compose.py);
 # None: the containers do not set it.
