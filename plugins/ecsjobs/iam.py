@@ -88,7 +88,7 @@ def execution_role_policy(catalog: Catalog) -> dict[str, Any]:
             {"StringEquals": {"ecs:CreateAction": "RunTask"}},
         ),
         _statement("WatchAndStopTasks", ["ecs:DescribeTasks", "ecs:StopTask"], [tasks], on_cluster),
-        _statement("FindTasksOfATry", ["ecs:ListTasks"], "*", on_cluster),
+        _statement("ListTasksOfTheCluster", ["ecs:ListTasks"], "*", on_cluster),  # a try's tasks; reconciling
         _statement("ReadTaskDefinitions", ["ecs:DescribeTaskDefinition"], "*"),
         _statement(
             "PassTaskRoles",
