@@ -143,7 +143,7 @@ class Poller:
         if self._listener is not None:
             self._listener.want()
             if lingering:
-                self._wake.set()  # the poller waits for its listener to park: it has a wait again
+                self._wake.set()  # a lingering poller has a wait again: it polls on
         if self._task is None:  # in a context of its own: its log lines are the triggerer's, not a task's
             self._task = asyncio.create_task(
                 self._run(), name=f"ecs-task-poller:{self.cluster}", context=contextvars.Context()
