@@ -20,8 +20,9 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from aiobotocore.client import AioBaseClient
 
-from ecsjobs import event_route, poller
+from ecsjobs import event_route, poller, state_events
 from ecsjobs.catalog import load_catalog
 from ecsjobs.models import TaskEvents
 from ecsjobs.state_events import rule_pattern
@@ -152,8 +153,8 @@ def test_a_reconciliation_describes_only_the_tasks_ecs_lists_as_stopped(aws, ecs
 
     _settled_by_events([event], [lost])
     described = [call["tasks"] for call in aws.get(f"/_local/calls?action=DescribeTasks&since={since}")]
-    assert sum(described) <= 151 + 3, "each wait described once, then the stopped task while it stops"
-    assert described[-1] == 1, "the round that found the lost event's task described it alone"
+    assert sum(described) <= 151 + 3, f"each wait described once, then the stopped task: {described}"
+    assert described[-1] == 1, f"the round that found the lost event's task described it alone: {described}"
     assert aws.get(f"/_local/calls?action=ListTasks&service=ecs&since={since}")
     for arn in running:  # and their STOPPED events go to this test's queue, not to a later test's
         ecs.stop_task(cluster=CLUSTER, task=arn)
@@ -226,6 +227,35 @@ def test_a_wait_right_after_the_last_one_ended_is_not_delayed_by_an_abandoned_lo
     _settled_by_events([event], [event["task_arn"]])
     stopped_at = datetime.fromisoformat(event["task"]["stoppedAt"]).timestamp()
     assert event["detected_at"] - stopped_at < 3, "not hidden by a long poll nobody reads"
+
+
+def test_a_wait_that_comes_while_the_last_poller_closes_is_still_watched(aws, ecs, monkeypatch):
+    """A triggerer starts a trigger at any moment, also while the poller of the wait that just ended closes
+    its ECS client. Such a wait gets a poller that runs: found as a step that waited forever on the real
+    triggerer, its poller deregistered only after the close, so the wait joined a poller that was ending."""
+    monkeypatch.setattr(state_events, "WAIT_SECONDS", 1)  # the ended wait's poller lingers 1 s, not 20
+    _, (first,) = _start(aws, ecs, 1, duration=0.5)
+    _, (second,) = _start(aws, ecs, 1, duration=1)
+    arriving: list[asyncio.Future] = []
+    close = AioBaseClient.__aexit__
+
+    async def closing(client: AioBaseClient, *exc_info: Any) -> None:
+        if client.meta.service_model.service_name == "ecs" and not arriving:
+            arriving.append(asyncio.ensure_future(anext(_events_trigger(second).run())))
+            await asyncio.sleep(0)  # the new trigger's first step (it registers its wait) runs now
+        await close(client, *exc_info)
+
+    monkeypatch.setattr(AioBaseClient, "__aexit__", closing)
+
+    async def main() -> dict[str, Any]:
+        await anext(_events_trigger(first).run())
+        while not arriving:
+            await asyncio.sleep(0.1)
+        return (await arriving[0]).payload
+
+    event = asyncio.run(asyncio.wait_for(main(), SLOW_POLL / 2))
+
+    _settled_by_events([event], [second])
 
 
 def test_a_stopped_event_that_came_before_its_wait_ends_it_at_once(aws, ecs, sqs):

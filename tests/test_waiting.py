@@ -11,7 +11,6 @@ import asyncio
 import importlib
 import json
 import math
-import statistics
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -137,8 +136,6 @@ def test_250_waits_share_one_client_and_describe_at_most_100_tasks_per_call(aws,
         assert task["containers"][0]["exitCode"] == expected[event["task_arn"]]
         assert event["detected_at"] >= _epoch(task["stoppedAt"])
     json.dumps(events)
-    delays = [e["detected_at"] - _epoch(e["task"]["stoppedAt"]) for e in events]
-    assert statistics.median(delays) <= INTERVAL + 1
 
     calls = _calls(aws, since)
     assert all(call["tasks"] <= poller.MAX_ARNS_PER_CALL for call in calls)
@@ -152,6 +149,12 @@ def test_250_waits_share_one_client_and_describe_at_most_100_tasks_per_call(aws,
             rounds.append([call])
     timeline = [[(round(c["t"] - since, 2), c["tasks"]) for c in r] for r in rounds]
     assert max(len(r) for r in rounds) <= math.ceil(250 / 100), timeline
+    # Each wait ends at the first round that could see its task stopped: between the stop and the detection,
+    # at most the round in flight at the stop and the one after it were answered, however slow the machine.
+    answered = [r[0]["t"] for r in rounds]
+    for event in events:
+        stopped, detected = _epoch(event["task"]["stoppedAt"]), event["detected_at"]
+        assert len([t for t in answered if stopped < t <= detected]) <= 2, (event["task_arn"], timeline)
     assert len(calls) <= math.ceil(250 / 100) * (elapsed / INTERVAL + 1)
     assert conns == ["aws_local"], "one shared client for all the waits"
     assert poller._pollers == {}, "the last wait out closes the poller"

@@ -168,10 +168,15 @@ class Poller:
             self._wake.set()
             await self._listener.deleted()  # its message, before the event loop may close
             return
-        if _pollers.get(self.key) is self:
-            del _pollers[self.key]  # before awaiting, so that a new wait gets a new poller
+        self._retire()
         self._task.cancel()
         await asyncio.wait([self._task])
+
+    def _retire(self) -> None:
+        """Take the poller out of :func:`poller_for` the moment it decides to end, before anything is awaited
+        (closing its client, stopping its listener): a wait that registered meanwhile would wait forever."""
+        if _pollers.get(self.key) is self:
+            del _pollers[self.key]
 
     async def _run(self) -> None:
         """Rounds until no wait is left. With an events queue the poller lingers, still registered, until its
@@ -186,24 +191,29 @@ class Poller:
         try:
             hook = EcsHook(aws_conn_id=self.key[0], region_name=self.key[1], config=self._botocore_config)
             async with await finished(hook.get_async_conn()) as client:
-                throttled = 0
-                while True:
-                    if not self._waiters:
-                        if self._listener is None or await self._listener_idle():
-                            return
-                        continue
-                    started = time.monotonic()
-                    throttled = throttled + 1 if await self._poll(client) else 0
-                    await self._next_round(started, backoff(self.interval, throttled) if throttled else None)
+                try:
+                    await self._rounds(client)
+                finally:
+                    self._retire()
         except Exception as error:  # not CancelledError: being cancelled is how a poller ends
             log.exception("Polling ECS tasks on %s failed", self.cluster)
             for arn in list(self._waiters):
                 self._settle(arn, error)
         finally:
-            if _pollers.get(self.key) is self:
-                del _pollers[self.key]  # before awaiting, so that a new wait gets a new poller
+            self._retire()
             if self._listener is not None:
                 await self._listener.stop()
+
+    async def _rounds(self, client: Any) -> None:
+        throttled = 0
+        while True:
+            if not self._waiters:
+                if self._listener is None or await self._listener_idle():
+                    return
+                continue
+            started = time.monotonic()
+            throttled = throttled + 1 if await self._poll(client) else 0
+            await self._next_round(started, backoff(self.interval, throttled) if throttled else None)
 
     async def _listener_idle(self) -> bool:
         """Wait until the listener has no long poll in flight or a wait registers; True if idle and still

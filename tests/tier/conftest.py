@@ -31,7 +31,12 @@ def tier(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tier]:
         ports=Ports(aws=free_port(), slack=free_port(), api=free_port(), postgres=free_port()),
         log_dir=OUTPUT / "stack-logs",
         config_dir=catalog,
-        extra_env=FAST_AIRFLOW,
+        # Free log-server ports too: the default 8793/8794 may be another stack's (the other CI lane's tier).
+        extra_env={
+            **FAST_AIRFLOW,
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+        },
     )
     try:
         stack.up(timeout=240)
