@@ -15,6 +15,7 @@ due simulated log lines before CloudWatch Logs is read, and serves the control A
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -28,6 +29,8 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs
 
+import botocore.exceptions
+import botocore.session
 from moto.ecs.models import ecs_backends
 from moto.iam.models import get_account_id_from
 from moto.utilities.utils import get_partition
@@ -44,6 +47,35 @@ RPC_V2_PATH = re.compile(r"^/service/[^/]+/operation/([^/]+)$")  # smithy-rpc-v2
 MAX_CALLS = 200_000
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def rest_operation(service: str, method: str, path: str) -> str:
+    """The operation a REST call (Scheduler, Lambda: no action in the request) is, from botocore's model of
+    the service's URIs; the HTTP method if none matches."""
+    for route_method, pattern, operation in _rest_routes(service):
+        if route_method == method and pattern.match(path):
+            return operation
+    return method
+
+
+@functools.cache
+def _rest_routes(service: str) -> list[tuple[str, re.Pattern[str], str]]:
+    try:
+        model = botocore.session.get_session().get_service_model(service)
+    except botocore.exceptions.UnknownServiceError:
+        return []
+    routes = []
+    for name in model.operation_names:
+        http = model.operation_model(name).http
+        uri = http["requestUri"].split("?", 1)[0]
+        parts = re.split(r"(\{[^}]+\})", uri)
+        regex = "".join(
+            (".+" if part.endswith("+}") else "[^/]+") if part.startswith("{") else re.escape(part)
+            for part in parts
+        )
+        literal = sum(len(part) for part in parts if not part.startswith("{"))
+        routes.append((literal, http["method"], re.compile(f"^{regex}/?$"), name))
+    return [(method, pattern, name) for _, method, pattern, name in sorted(routes, key=lambda r: -r[0])]
 
 
 @dataclass(frozen=True)
@@ -77,7 +109,8 @@ class AwsCall:
         form = parse_qs(environ.get("QUERY_STRING", ""))
         if environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
             form.update(parse_qs(body.decode("utf-8", "replace")))
-        action = form.get("Action", [environ.get("REQUEST_METHOD", "")])[0]
+        method = environ.get("REQUEST_METHOD", "")
+        action = form.get("Action", [rest_operation(service, method, environ.get("PATH_INFO", ""))])[0]
         return cls(service, action, region, access_key, False)
 
     @property

@@ -10,7 +10,9 @@
   optionally checked as MWAA would install and parse it (``ecsjobs.bundle``) and whether MWAA's subnets reach
   what the steps call (``ecsjobs.reach``); environment ``--env``, default ``prod``;
 - ``iam-policy [--out FILE]``: the least-privilege policy of the MWAA execution role for the catalog
-  (``ecsjobs.iam``); environment ``--env``, default ``prod``.
+  (``ecsjobs.iam``); environment ``--env``, default ``prod``;
+- ``import --from aws|file [PATH ...]``: EventBridge rules and Scheduler schedules that run ECS tasks, as job
+  files with a report of what mapped exactly, approximately or needs a person (``ecsjobs.importer``).
 """
 
 from __future__ import annotations
@@ -60,6 +62,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     iam_policy = commands.add_parser("iam-policy", help="the MWAA execution role's policy (--env: prod)")
     iam_policy.add_argument("--out", type=Path, help="write it to this file instead of printing it")
+    iam_policy.add_argument(
+        "--importer", action="store_true", help="instead, the read-only policy of `import --from aws`"
+    )
+    importer = commands.add_parser(
+        "import", help="EventBridge rules and Scheduler schedules that run ECS tasks, as job files"
+    )
+    importer.add_argument(
+        "--from", dest="origin", choices=["aws", "file"], required=True, help="the account, or the CLI's JSON"
+    )
+    importer.add_argument("paths", nargs="*", type=Path, help="with --from file: JSON files or folders")
+    importer.add_argument("--region", help="with --from aws: the region (default: the environment's)")
+    importer.add_argument("--prefix", help="with --from aws: only rules and schedules named so")
+    importer.add_argument("--out", type=Path, help="folder of the job files (default: the catalog's jobs/)")
+    importer.add_argument("--force", action="store_true", help="overwrite job files a person edited")
+    importer.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
 
     directory = args.config or config_dir()
@@ -82,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "iam-policy":
             from ecsjobs.iam import policy_command
 
-            return policy_command(load_catalog(directory, args.env or "prod"), args.out)
+            return policy_command(load_catalog(directory, args.env or "prod"), args.out, args.importer)
+        if args.command == "import":
+            return _import(directory, args)
         return _schema(directory, args.check)
     except CatalogError as err:
         print(err, file=sys.stderr)
@@ -119,6 +138,19 @@ def _validate(directory: Path, environment: str | None) -> int:
         return 1
     print(f"{len(catalog.jobs)} job(s) valid in environment {catalog.environment_name!r}")
     return 0
+
+
+def _import(directory: Path, args: argparse.Namespace) -> int:
+    from ecsjobs.importer import import_command
+
+    if args.origin == "file" and not args.paths:
+        raise UsageError("--from file needs the JSON files (or folders) to read")
+    if args.origin == "aws" and args.paths:
+        raise UsageError("--from aws reads the account: give no files")
+    paths = args.paths if args.origin == "file" else None
+    out = args.out or directory / "jobs"
+    catalog = load_catalog(directory, args.env)
+    return import_command(catalog, directory, paths, args.region, args.prefix, out, args.force, args.json)
 
 
 def _list(catalog: Catalog) -> int:

@@ -59,6 +59,7 @@ def build_dag(spec: JobSpec, env: Environment, env_name: str, register: bool = T
         schedule=spec.schedule,
         start_date=start_datetime(job),
         catchup=bool(job.catchup),
+        is_paused_upon_creation=job.paused,
         max_active_runs=job.max_active_runs or 16,
         tags=job.tags,
         params={

@@ -185,6 +185,29 @@ def execution_role_policy(catalog: Catalog) -> dict[str, Any]:
     return policy
 
 
+def importer_policy(catalog: Catalog) -> dict[str, Any]:
+    """The read-only policy of whoever runs ``python -m ecsjobs import --from aws`` (a person or a CI role,
+    not the MWAA execution role): separate and optional, since ``--from file`` needs no AWS access."""
+    env = catalog.environment
+    arn, region_account = f"arn:{partition(env.region)}", f"{env.region}:{env.account_id}"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            _statement("ImportListRulesAndSchedules", ["events:ListRules", "scheduler:ListSchedules"], "*"),
+            _statement(
+                "ImportReadRulesAndSchedules",
+                ["events:ListTargetsByRule", "scheduler:GetSchedule"],
+                [f"{arn}:events:{region_account}:rule/*", f"{arn}:scheduler:{region_account}:schedule/*/*"],
+            ),
+            _statement(
+                "ImportReadLambdaTargets",
+                ["lambda:GetFunctionConfiguration"],
+                [f"{arn}:lambda:{region_account}:function:*"],
+            ),
+        ],
+    }
+
+
 def _statement(
     sid: str, actions: list[str], resources: list[str] | str, condition: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -198,12 +221,12 @@ def render(policy: dict[str, Any]) -> str:
     return json.dumps(policy, indent=2) + "\n"
 
 
-def policy_command(catalog: Catalog, out: Path | None) -> int:
-    """``python -m ecsjobs iam-policy``: print the policy, or write it to ``out``."""
-    if catalog.broken:  # a policy without a broken job's resources would fail that job once it is fixed
+def policy_command(catalog: Catalog, out: Path | None, importer: bool = False) -> int:
+    """``python -m ecsjobs iam-policy [--importer]``: print the policy, or write it to ``out``."""
+    if catalog.broken and not importer:  # without a broken job's resources, that job would fail once fixed
         raise CatalogError([problem for problems in catalog.broken.values() for problem in problems])
     try:
-        text = render(execution_role_policy(catalog))
+        text = render(importer_policy(catalog) if importer else execution_role_policy(catalog))
     except PolicyError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -212,5 +235,6 @@ def policy_command(catalog: Catalog, out: Path | None) -> int:
         return 0
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
-    print(f"wrote {out}: the execution role policy for environment {catalog.environment_name!r}")
+    what = "the importer's read-only policy" if importer else "the execution role policy"
+    print(f"wrote {out}: {what} for environment {catalog.environment_name!r}")
     return 0

@@ -394,6 +394,11 @@ class Job(JobSettings):
         description="EventBridge cron(...) or rate(...), 5-field cron, an Airflow preset, or none (manual).",
     )
     start_date: date = Field(description="First logical date the job may run for.")
+    paused: bool | None = Field(
+        default=None,
+        description="Create the job's DAG paused (true) or unpaused (false); by default Airflow's "
+        "dags_are_paused_at_creation decides. Only the first deployment of the DAG is affected.",
+    )
     params: dict[str, ParamSpec] = Field(
         default_factory=dict, description="Run parameters (UI trigger form)."
     )

@@ -1,0 +1,163 @@
+"""``python -m ecsjobs import``: EventBridge rules and Scheduler schedules that run ECS tasks, as job files.
+
+``sources`` reads them (an account, read-only, or the AWS CLI's JSON), ``mapping`` turns each into a job and
+notes what mapped exactly, approximately or needs a person, ``jobfiles`` writes them without overwriting a
+person's edits; here every file is validated as the catalog loads it, and the report printed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import sys
+import tempfile
+from dataclasses import asdict
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ecsjobs.aws import describe_aws_error
+from ecsjobs.catalog import Catalog, load_catalog
+from ecsjobs.factory import build_dags
+from ecsjobs.importer import jobfiles, sources
+from ecsjobs.importer.mapping import Imported, map_source
+
+
+def import_command(
+    catalog: Catalog,
+    directory: Path,
+    paths: list[Path] | None,
+    region: str | None,
+    prefix: str | None,
+    out: Path,
+    force: bool,
+    as_json: bool,
+    today: date | None = None,
+) -> int:
+    """Read the sources (``paths``, or the account when None), write the jobs, print the report; 1 if any
+    job file does not validate or a source cannot be read."""
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # the hook's log lines: stdout is the report
+            found = sources.from_files(paths) if paths is not None else _from_account(catalog, region, prefix)
+    except sources.SourceError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except (BotoCoreError, ClientError) as err:
+        print(f"error: {describe_aws_error(err)}", file=sys.stderr)
+        return 1
+    imported = [map_source(s, catalog.environment, found.lambdas, today or date.today()) for s in found.items]
+    _dedupe_names(imported)
+    jobs = [item for item in imported if item.job is not None]
+    problems = _validate(jobs, directory, catalog.environment_name)
+    written = {item.name: jobfiles.write(item, out, force) for item in jobs if item.name not in problems}
+    if as_json:
+        print(json.dumps(_json(imported, written, problems), indent=2, default=str))
+    else:
+        print(_text(imported, written, problems))
+    return 1 if problems else 0
+
+
+def _from_account(catalog: Catalog, region: str | None, prefix: str | None) -> sources.Sources:
+    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+    env = catalog.environment
+
+    def client(kind: str) -> Any:  # through the hook: the connection's credentials and endpoint_url apply
+        return AwsBaseHook(
+            aws_conn_id=env.aws_conn_id, client_type=kind, region_name=region or env.region
+        ).get_conn()
+
+    return sources.from_aws(client, prefix)
+
+
+def _dedupe_names(imported: list[Imported]) -> None:
+    """A rule and a schedule of the same name: the schedule's job gets a suffix."""
+    seen: set[str] = set()
+    for item in imported:
+        if item.job is None:
+            continue
+        if item.name in seen:
+            item.name = f"{item.name}_{item.source.kind}"
+            item.note("approximated", "Name", f"another source is named {item.source.name}: job {item.name}")
+        seen.add(item.name)
+
+
+def _validate(jobs: list[Imported], directory: Path, environment: str) -> dict[str, list[str]]:
+    """The catalog's own check of each imported job, beside the catalog's defaults and environment."""
+    with tempfile.TemporaryDirectory() as staging:
+        root = Path(staging)
+        shutil.copytree(directory / "environments", root / "environments")
+        if (directory / "defaults.yaml").exists():
+            shutil.copy(directory / "defaults.yaml", root / "defaults.yaml")
+        (root / "jobs").mkdir()
+        for item in jobs:
+            (root / "jobs" / f"{item.name}.yaml").write_text(jobfiles.render(item), encoding="utf-8")
+        staged = load_catalog(root, environment)
+        build_dags(staged, register=False)  # Airflow's own checks, as validate runs them
+        return {
+            path.stem: [str(p).replace(str(root), "<import>") for p in found]
+            for path, found in staged.broken.items()
+        }
+
+
+def _text(
+    imported: list[Imported], written: dict[str, jobfiles.Written], problems: dict[str, list[str]]
+) -> str:
+    lines = []
+    for item in imported:
+        title = f"{item.source.kind} {item.source.name}"
+        if item.skipped:
+            lines.append(f"skipped  {title}: {item.skipped}")
+            continue
+        result = written.get(item.name)
+        counts = {
+            level: sum(n.level == level for n in item.notes) for level in ("exact", "approximated", "review")
+        }
+        outcome = result.outcome if result else "NOT WRITTEN (invalid)"
+        lines.append(
+            f"{outcome:<8} {title} -> {result.path if result else item.name}: {counts['exact']} exact, "
+            f"{counts['approximated']} approximated, {counts['review']} to review"
+        )
+        lines += [
+            f"    {note.level}: {note.what}: {note.detail}" for note in item.notes if note.level != "exact"
+        ]
+        lines += [f"    invalid: {problem}" for problem in problems.get(item.name, [])]
+        if result and result.diff:
+            lines.append(
+                "    a person edited it; the import would change:"
+                if result.outcome == "kept (edited)"
+                else "    overwritten (--force):"
+            )
+            lines += [f"    {line}" for line in result.diff.splitlines()]
+    jobs = sum(item.job is not None for item in imported)
+    review = sum(item.needs_review for item in imported if item.job is not None)
+    skipped = sum(bool(item.skipped) for item in imported)
+    lines.append(f"{len(imported)} sources: {jobs} jobs, {review} to review, {skipped} skipped")
+    return "\n".join(lines)
+
+
+def _json(
+    imported: list[Imported], written: dict[str, jobfiles.Written], problems: dict[str, list[str]]
+) -> list[dict[str, Any]]:
+    result = []
+    for item in imported:
+        entry: dict[str, Any] = {
+            "kind": item.source.kind,
+            "name": item.source.name,
+            "arn": item.source.arn,
+            "job": None if item.skipped else item.name,
+            "skipped": item.skipped,
+            "notes": [asdict(note) for note in item.notes],
+            "problems": problems.get(item.name, []),
+        }
+        if item.name in written and not item.skipped:
+            entry.update(
+                file=str(written[item.name].path),
+                outcome=written[item.name].outcome,
+                diff=written[item.name].diff,
+            )
+        result.append(entry)
+    return result

@@ -1,0 +1,383 @@
+"""From a rule or schedule to a job: what maps exactly, what only approximately, what needs a person.
+
+Nothing is dropped silently: every source field either becomes a job key or a note in the report (and, for
+what needs review, a comment in the job file).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from ecsjobs.importer.sources import Source
+from ecsjobs.models import Environment
+
+Level = Literal["exact", "approximated", "review"]
+# EventBridge's $.time of a scheduled event is the fire time, which is a scheduled run's logical date here.
+EVENT_TIME = "{{ logical_date.strftime('%Y-%m-%dT%H:%M:%SZ') }}"
+SCHEDULED_TIME = "aws.scheduler.scheduled-time"
+_LAUNCH_TYPES = {"FARGATE": "fargate", "EC2": "ec2"}
+_IGNORED_TARGET_KEYS = {"Id", "Arn", "RoleArn", "EcsParameters", "Input", "InputTransformer"}
+
+
+@dataclass(frozen=True)
+class Note:
+    level: Level
+    what: str  # the source field, e.g. EcsParameters.Group
+    detail: str
+
+
+@dataclass
+class Imported:
+    """A source's job (None if skipped), its name, and the notes of the mapping."""
+
+    source: Source
+    name: str
+    job: dict[str, Any] | None
+    notes: list[Note] = field(default_factory=list)
+    skipped: str | None = None
+
+    def note(self, level: Level, what: str, detail: str) -> None:
+        self.notes.append(Note(level, what, detail))
+
+    @property
+    def needs_review(self) -> bool:
+        return any(n.level == "review" for n in self.notes)
+
+
+def job_name(source_name: str) -> str:
+    """A job (and DAG) id from a rule or schedule name: lower case, ``_`` for anything else."""
+    return re.sub(r"_+", "_", re.sub(r"[^a-z0-9_]", "_", source_name.lower())).strip("_") or "job"
+
+
+def map_source(source: Source, env: Environment, lambdas: dict[str, dict[str, str]], today: date) -> Imported:
+    imported = Imported(source, job_name(source.name), None)
+    if source.managed_by:
+        imported.skipped = f"managed by {source.managed_by}: that service owns it"
+        return imported
+    if source.expression is None:
+        imported.skipped = (
+            "reacts to events, not to a schedule" if source.event_pattern else "has no schedule"
+        )
+        return imported
+    ecs = [t for t in source.targets if ":ecs:" in t.get("Arn", "") and "EcsParameters" in t]
+    functions = [t for t in source.targets if ":lambda:" in t.get("Arn", "")]
+    if not ecs and not functions:
+        kinds = sorted(
+            {t.get("Arn", "?").split(":")[2] for t in source.targets if t.get("Arn", "").count(":") > 2}
+        )
+        imported.skipped = f"runs no ECS task and no Lambda ({', '.join(kinds) or 'no targets'})"
+        return imported
+
+    job: dict[str, Any] = {"description": _description(source)}
+    job.update(_schedule(source, imported, today))
+    steps = [(_step_name(t), _ecs_settings(t, env, imported)) for t in ecs]
+    steps += [(_step_name(t), _lambda_settings(t, lambdas, imported)) for t in functions]
+    fan_outs = [settings.pop("matrix") for _, settings in steps if "matrix" in settings]
+    if fan_outs and len(steps) == 1:
+        job["matrix"] = fan_outs[0]
+    elif fan_outs:
+        imported.note(
+            "review", "EcsParameters.TaskCount", "several targets with TaskCount > 1: run once each"
+        )
+    if len(steps) == 1:
+        job.update(steps[0][1])
+    else:  # one rule, several targets: they ran side by side, as independent steps do
+        job["steps"] = dict(steps)
+        imported.note("exact", "Targets", f"{len(steps)} targets become {len(steps)} steps run side by side")
+    imported.job = job
+    return imported
+
+
+def _description(source: Source) -> str:
+    what = "EventBridge rule" if source.kind == "rule" else "EventBridge Scheduler schedule"
+    return f"Imported from the {what} {source.name}."
+
+
+def _schedule(source: Source, imported: Imported, today: date) -> dict[str, Any]:
+    keys: dict[str, Any] = {}
+    expression = source.expression or ""
+    if expression.startswith("at("):
+        imported.note("review", "ScheduleExpression", f"{expression} runs once: trigger the job by hand then")
+    else:
+        keys["schedule"] = expression
+        imported.note("exact", "ScheduleExpression", expression)
+    if source.timezone and source.timezone != "UTC":
+        keys["timezone"] = source.timezone
+        imported.note("exact", "ScheduleExpressionTimezone", source.timezone)
+    start = today
+    if source.start is not None:
+        local = source.start.astimezone(ZoneInfo(source.timezone or "UTC"))
+        start = local.date()
+        level: Level = "exact" if local.time() == local.time().min else "approximated"
+        imported.note(level, "StartDate", f"{source.start.isoformat()} becomes start_date {start}")
+    keys["start_date"] = start
+    if source.end is not None:
+        imported.note(
+            "review", "EndDate", f"the schedule ends at {source.end.isoformat()}: pause the job then"
+        )
+    window = source.flexible_window or {}
+    if window.get("Mode", "OFF") != "OFF":
+        minutes = window.get("MaximumWindowInMinutes")
+        imported.note(
+            "review",
+            "FlexibleTimeWindow",
+            f"fired up to {minutes} min late on purpose; Airflow fires on time",
+        )
+    if not source.enabled:
+        keys["paused"] = True
+        imported.note("exact", "State", "DISABLED: the job is created paused")
+    return keys
+
+
+def _step_name(target: dict[str, Any]) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "_", str(target.get("Id", "run")))
+
+
+def _ecs_settings(target: dict[str, Any], env: Environment, imported: Imported) -> dict[str, Any]:
+    parameters = target["EcsParameters"]
+    settings: dict[str, Any] = {}
+    cluster = target["Arn"].rsplit("/", 1)[-1]
+    if cluster != env.cluster.rsplit("/", 1)[-1]:
+        imported.note(
+            "review", "Arn", f"runs on cluster {cluster}; the environment's cluster is {env.cluster}"
+        )
+    settings["task_definition"] = _family(parameters["TaskDefinitionArn"])
+    settings.update(_launch(parameters, env, imported))
+    network = _network(parameters.get("NetworkConfiguration"), env, imported)
+    if network:
+        settings["network"] = network
+    if parameters.get("PlatformVersion") not in (None, "LATEST"):
+        settings["platform_version"] = parameters["PlatformVersion"]
+    tags = _tags(parameters.get("Tags") or [])
+    if tags:
+        settings["task_tags"] = tags
+    count = int(parameters.get("TaskCount") or 1)
+    if count > 1:
+        settings["matrix"] = {"copy": list(range(1, count + 1))}
+        imported.note(
+            "approximated", "EcsParameters.TaskCount", f"{count} tasks become a matrix of {count} steps"
+        )
+    for key in ("Group", "PlacementConstraints", "PlacementStrategy", "EnableExecuteCommand", "ReferenceId"):
+        if parameters.get(key):
+            imported.note(
+                "review", f"EcsParameters.{key}", f"{parameters[key]!r} has no catalog key: not applied"
+            )
+    if parameters.get("EnableECSManagedTags"):
+        imported.note(
+            "approximated", "EcsParameters.EnableECSManagedTags", "ECS-managed tags are not requested"
+        )
+    if parameters.get("PropagateTags") not in (None, "TASK_DEFINITION"):
+        imported.note(
+            "approximated", "EcsParameters.PropagateTags", "steps propagate the task definition's tags"
+        )
+    settings.update(_overrides(target, imported))
+    for key in sorted(set(target) - _IGNORED_TARGET_KEYS):
+        imported.note(
+            "approximated", key, f"EventBridge's delivery setting {target[key]!r}; Airflow's retries apply"
+        )
+    return settings
+
+
+def _family(arn: str) -> str:
+    """``family:revision`` as the source pinned it (a bare family runs the latest ACTIVE revision)."""
+    return arn.rsplit("/", 1)[-1]
+
+
+def _launch(parameters: dict[str, Any], env: Environment, imported: Imported) -> dict[str, Any]:
+    strategy = parameters.get("CapacityProviderStrategy") or []
+    providers = [item.get("capacityProvider") for item in strategy]
+    if not strategy:
+        launch = _LAUNCH_TYPES.get(parameters.get("LaunchType", "EC2"))
+        if launch is None:
+            imported.note(
+                "review", "EcsParameters.LaunchType", f"{parameters['LaunchType']} is not supported"
+            )
+            return {}
+        return {"launch": launch}
+    known = {"FARGATE": "fargate", "FARGATE_SPOT": "fargate_spot", env.ec2_spot_capacity_provider: "ec2_spot"}
+    if env.ec2_capacity_provider:
+        known[env.ec2_capacity_provider] = "ec2"
+    launches = [known.get(p) for p in providers]
+    if None in launches:
+        unknown = [p for p, launch in zip(providers, launches, strict=True) if launch is None]
+        imported.note(
+            "review", "EcsParameters.CapacityProviderStrategy", f"unknown capacity provider {unknown}"
+        )
+        return {}
+    spot = [launch for launch in launches if launch in ("fargate_spot", "ec2_spot")]
+    if len(set(launches)) > 1:
+        imported.note(
+            "approximated",
+            "EcsParameters.CapacityProviderStrategy",
+            f"{providers} by weight becomes {spot[0] if spot else launches[0]}, falling back on demand",
+        )
+    return {"launch": spot[0] if spot else launches[0]}
+
+
+def _network(config: dict[str, Any] | None, env: Environment, imported: Imported) -> str | None:
+    """The name of the environment's network the target used (None: the default one)."""
+    vpc = (config or {}).get("awsvpcConfiguration")
+    if not vpc:
+        return None
+    wanted = (
+        set(vpc.get("Subnets", [])),
+        set(vpc.get("SecurityGroups", [])),
+        vpc.get("AssignPublicIp") == "ENABLED",
+    )
+    if wanted == (set(env.subnets), set(env.security_groups), env.assign_public_ip):
+        return None
+    for name, network in env.networks.items():
+        candidate = (
+            set(network.subnets or env.subnets),
+            set(network.security_groups or env.security_groups),
+            env.assign_public_ip if network.assign_public_ip is None else network.assign_public_ip,
+        )
+        if candidate == wanted:
+            return name
+    imported.note(
+        "review",
+        "EcsParameters.NetworkConfiguration",
+        f"subnets {sorted(wanted[0])}, security groups {sorted(wanted[1])}: add them to the environment's "
+        "networks and name that network in the job (the job runs on the default network until then)",
+    )
+    return None
+
+
+def _tags(tags: list[dict[str, Any]]) -> dict[str, str]:
+    """Rules give ``[{"Key": k, "Value": v}]``, Scheduler ``[{k: v}]``."""
+    result: dict[str, str] = {}
+    for tag in tags:
+        if set(tag) == {"Key", "Value"}:
+            result[tag["Key"]] = tag["Value"]
+        else:
+            result.update(tag)
+    return result
+
+
+def _overrides(target: dict[str, Any], imported: Imported) -> dict[str, Any]:
+    """The RunTask overrides the target sent: its ``Input``, or its ``InputTransformer``'s template."""
+    if "InputTransformer" in target:
+        text = _transformed(target["InputTransformer"], imported)
+    elif "Input" in target:  # Scheduler puts its context attributes in the input as it sends it
+        text = (
+            fill(target["Input"], {SCHEDULED_TIME: EVENT_TIME})
+            if SCHEDULED_TIME in target["Input"]
+            else target["Input"]
+        )
+        if SCHEDULED_TIME in target["Input"]:
+            imported.note("exact", "Input", "<aws.scheduler.scheduled-time> is the run's logical date")
+        for attribute in sorted(set(re.findall(r"<(aws\.scheduler\.[a-z.-]+)>", text))):
+            imported.note("review", "Input", f"<{attribute}> has no run equivalent: sent as is")
+    else:
+        imported.note(
+            "review", "Input", "no overrides: set the job's container (the task definition's essential one)"
+        )
+        return {"container": "REVIEW"}
+    try:
+        overrides = json.loads(text)
+    except json.JSONDecodeError as err:
+        imported.note("review", "Input", f"not JSON ({err.msg}): {text[:200]}")
+        return {"container": "REVIEW"}
+    settings: dict[str, Any] = {}
+    containers = overrides.get("containerOverrides") or []
+    if len(containers) > 1:
+        names = [c.get("name") for c in containers[1:]]
+        imported.note(
+            "review", "Input.containerOverrides", f"overrides of {names} not applied: one container per step"
+        )
+    if containers:
+        container = containers[0]
+        settings["container"] = container["name"]
+        if "command" in container:
+            settings["command"] = [_literal(arg) for arg in container["command"]]
+        environment = {item["name"]: _literal(item["value"]) for item in container.get("environment", [])}
+        if environment:
+            settings["environment"] = environment
+        for key in ("cpu", "memory", "memoryReservation", "environmentFiles", "resourceRequirements"):
+            if key in container:
+                imported.note(
+                    "review",
+                    f"Input.containerOverrides.{key}",
+                    f"container-level {container[key]!r} not applied",
+                )
+        imported.note("exact", "Input.containerOverrides", f"container {container['name']}")
+    else:
+        imported.note("review", "Input", "no container override: set the job's container")
+        settings["container"] = "REVIEW"
+    for key in ("cpu", "memory"):
+        if key in overrides:
+            settings[key] = int(overrides[key])
+    for key in sorted(set(overrides) - {"containerOverrides", "cpu", "memory"}):
+        imported.note("review", f"Input.{key}", f"{overrides[key]!r} has no catalog key: not applied")
+    return settings
+
+
+def _transformed(transformer: dict[str, Any], imported: Imported) -> str:
+    """The template with each ``<name>`` of ``$.time`` as the run's date; other paths need review."""
+    values = {}
+    for name, path in transformer.get("InputPathsMap", {}).items():
+        if path == "$.time":
+            values[name] = EVENT_TIME
+            imported.note("exact", f"InputTransformer.{name}", "the event's time is the run's logical date")
+        else:
+            values[name] = f"REVIEW {path}"
+            imported.note("review", f"InputTransformer.{name}", f"{path} of the event has no run equivalent")
+    return fill(transformer["InputTemplate"], values)
+
+
+def fill(template: str, values: dict[str, str]) -> str:
+    """EventBridge's substitution: ``<name>`` inside a JSON string is replaced by the value's text, outside
+    one by the value as a JSON string."""
+    if not values:
+        return template
+    placeholder = re.compile("<(" + "|".join(map(re.escape, values)) + ")>")
+    out, i, in_string = [], 0, False
+    while i < len(template):
+        char = template[i]
+        if in_string and char == "\\":
+            out.append(template[i : i + 2])
+            i += 2
+            continue
+        if char == '"':
+            in_string = not in_string
+        elif match := placeholder.match(template, i):
+            text = json.dumps(values[match[1]])
+            out.append(text[1:-1] if in_string else text)
+            i = match.end()
+            continue
+        out.append(char)
+        i += 1
+    return "".join(out)
+
+
+def _literal(value: str) -> str:
+    """A value the source sent as is, kept as is by Jinja (which renders every catalog value)."""
+    if EVENT_TIME in value:
+        return value
+    return "{% raw %}" + value + "{% endraw %}" if ("{{" in value or "{%" in value) else value
+
+
+def _lambda_settings(
+    target: dict[str, Any], lambdas: dict[str, dict[str, str]], imported: Imported
+) -> dict[str, Any]:
+    function = target["Arn"]
+    name = function.split(":")[6] if function.count(":") >= 6 else function
+    variables = lambdas.get(function, lambdas.get(name))
+    imported.note(
+        "review",
+        "Arn",
+        f"Lambda {name} called RunTask itself: set the task definition and container it ran "
+        + ("(its environment variables are copied)" if variables else "(its configuration was not given)"),
+    )
+    settings: dict[str, Any] = {
+        "task_definition": re.sub(r"[^A-Za-z0-9_-]", "-", name),
+        "container": "REVIEW",
+    }
+    if variables:
+        settings["environment"] = {k: _literal(v) for k, v in variables.items()}
+    return settings

@@ -1,0 +1,368 @@
+"""``python -m ecsjobs import``: EventBridge rules and Scheduler schedules into job files.
+
+From the AWS CLI's JSON (in-process, as a user runs the command) and from the local AWS's events and scheduler
+APIs over HTTP. Every job file written must load in the catalog; what cannot map exactly is reported, and
+what needs a person is also a comment in the file.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import uuid
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ecsjobs import iam
+from ecsjobs.catalog import load_catalog
+from ecsjobs.cli import main
+from ecsjobs.factory import build_dags
+from ecsjobs.importer.jobfiles import edited
+from ecsjobs.render import render_requests
+from local.settings import REPO
+from tests.test_iam import allows
+
+ACCOUNT, REGION = "123456789012", "us-east-1"
+CLUSTER_ARN = f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/batch-jobs"
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/ecsEventsRole"
+LOCAL_NETWORK = {
+    "awsvpcConfiguration": {
+        "Subnets": ["subnet-0local0000000001a", "subnet-0local0000000001b"],
+        "SecurityGroups": ["sg-0local00000000001"],
+        "AssignPublicIp": "DISABLED",
+    }
+}
+TIME_TEMPLATE = (
+    '{"containerOverrides":[{"name":"batch-container","environment":['
+    '{"name":"JOB_TIME","value":<time>},{"name":"REGION","value":"us-east-1"},'
+    '{"name":"LABEL","value":"run of <time>"}]}]}'
+)
+
+
+def _task_definition(family: str) -> str:
+    return f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/{family}"
+
+
+def _ecs_target(**parameters: Any) -> dict[str, Any]:
+    return {
+        "Id": "batch",
+        "Arn": CLUSTER_ARN,
+        "RoleArn": ROLE,
+        "EcsParameters": {
+            "TaskDefinitionArn": _task_definition("data-processor"),
+            "TaskCount": 1,
+            "LaunchType": "FARGATE",
+            "NetworkConfiguration": LOCAL_NETWORK,
+            **parameters,
+        },
+        "InputTransformer": {"InputPathsMap": {"time": "$.time"}, "InputTemplate": TIME_TEMPLATE},
+    }
+
+
+def _rule(name: str, expression: str | None = "cron(0 2 * * ? *)", **extra: Any) -> dict[str, Any]:
+    rule = {
+        "Name": name,
+        "Arn": f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{name}",
+        "State": "ENABLED",
+        **extra,
+    }
+    if expression:
+        rule["ScheduleExpression"] = expression
+    return rule
+
+
+def _write(folder: Path, name: str, document: dict[str, Any]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(json.dumps(document, default=str, indent=1))
+    return folder / name
+
+
+def _import(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(["import", *args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _job(path: Path) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text())
+
+
+def _catalog_with(jobs: Path, tmp_path: Path) -> Any:
+    """The shipped environments and defaults with only these jobs."""
+    root = tmp_path / "catalog"
+    shutil.copytree(REPO / "config" / "environments", root / "environments")
+    shutil.copy(REPO / "config" / "defaults.yaml", root / "defaults.yaml")
+    shutil.copytree(jobs, root / "jobs")
+    return load_catalog(root, "local")
+
+
+def test_rules_from_the_cli_json_become_valid_jobs_and_the_rest_is_reported(tmp_path, capsys):
+    sources, out = tmp_path / "aws", tmp_path / "jobs"
+    rules = [
+        _rule("daily-data-processor"),
+        _rule("Weekly Churn", "cron(0 6 ? * MON *)", State="DISABLED"),
+        _rule("spot-fanout", "rate(2 hours)"),
+        _rule("report-lambda", "rate(1 day)"),
+        _rule("AutoScalingManagedRule", "rate(1 minute)", ManagedBy="autoscaling.amazonaws.com"),
+        _rule("on-upload", None, EventPattern='{"source": ["aws.s3"]}'),
+        _rule("notify-only", "rate(1 day)"),
+    ]
+    _write(sources, "rules.json", {"Rules": rules})
+    _write(sources, "daily-data-processor.targets.json", {"Targets": [_ecs_target()]})
+    _write(sources, "Weekly Churn.targets.json", {"Targets": [_ecs_target(PlatformVersion="1.4.0")]})
+    spot = _ecs_target(
+        TaskCount=3,
+        CapacityProviderStrategy=[{"capacityProvider": "FARGATE_SPOT", "weight": 1}],
+        Group="family:spot",
+        Tags=[{"Key": "team", "Value": "data"}],
+        NetworkConfiguration={
+            "awsvpcConfiguration": {"Subnets": ["subnet-elsewhere"], "SecurityGroups": ["sg-x"]}
+        },
+    )
+    del spot["EcsParameters"]["LaunchType"]
+    _write(sources, "spot-fanout.targets.json", {"Targets": [spot]})
+    function = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:run-report"
+    _write(sources, "report-lambda.targets.json", {"Targets": [{"Id": "fn", "Arn": function}]})
+    _write(
+        sources,
+        "run-report.lambda.json",
+        {
+            "FunctionName": "run-report",
+            "FunctionArn": function,
+            "Environment": {"Variables": {"MODE": "{{x}}"}},
+        },
+    )
+    _write(
+        sources,
+        "notify-only.targets.json",
+        {"Targets": [{"Id": "t", "Arn": f"arn:aws:sns:{REGION}:{ACCOUNT}:x"}]},
+    )
+
+    code, report, errors = _import(capsys, "--from", "file", str(sources), "--out", str(out))
+
+    assert code == 0, errors
+    assert sorted(p.name for p in out.iterdir()) == [
+        "daily_data_processor.yaml",
+        "report_lambda.yaml",
+        "spot_fanout.yaml",
+        "weekly_churn.yaml",
+    ]
+    catalog = _catalog_with(out, tmp_path)
+    assert catalog.broken == {} and len(catalog.jobs) == 4
+
+    daily = _job(out / "daily_data_processor.yaml")
+    assert daily["schedule"] == "cron(0 2 * * ? *)" and "paused" not in daily
+    assert (daily["task_definition"], daily["container"], daily["launch"]) == (
+        "data-processor",
+        "batch-container",
+        "fargate",
+    )
+    assert "network" not in daily, "the environment's default network"
+    churn = _job(out / "weekly_churn.yaml")
+    assert churn["paused"] is True and churn["platform_version"] == "1.4.0"
+    assert build_dags(catalog, register=False)["weekly_churn"].is_paused_upon_creation is True
+    fan_out = _job(out / "spot_fanout.yaml")
+    assert fan_out["launch"] == "fargate_spot" and fan_out["matrix"] == {"copy": [1, 2, 3]}
+    assert fan_out["task_tags"] == {"team": "data"}
+    lambda_job = (out / "report_lambda.yaml").read_text()
+    assert "# REVIEW Arn: Lambda run-report called RunTask itself" in lambda_job
+    assert _job(out / "report_lambda.yaml")["environment"] == {"MODE": "{% raw %}{{x}}{% endraw %}"}
+
+    assert "skipped  rule AutoScalingManagedRule: managed by autoscaling.amazonaws.com" in report
+    assert "skipped  rule on-upload: reacts to events, not to a schedule" in report
+    assert "skipped  rule notify-only: runs no ECS task and no Lambda (sns)" in report
+    section = report.split("rule spot-fanout", 1)[1].split("\ncreated", 1)[0]
+    assert "    review: EcsParameters.Group: 'family:spot' has no catalog key: not applied" in section
+    assert "    review: EcsParameters.NetworkConfiguration: subnets ['subnet-elsewhere']" in section
+    assert "    approximated: EcsParameters.TaskCount: 3 tasks become a matrix of 3 steps" in section
+    assert "# REVIEW EcsParameters.NetworkConfiguration" in (out / "spot_fanout.yaml").read_text()
+    assert report.splitlines()[-1] == "7 sources: 4 jobs, 2 to review, 3 skipped"
+
+
+def test_an_imported_rule_sends_the_request_the_rule_sent(tmp_path, capsys):
+    """The request ``render`` shows for the imported job carries the rule's cluster, task definition, launch,
+    network and overrides, with EventBridge's ``$.time`` as the run's logical date."""
+    sources, out = tmp_path / "aws", tmp_path / "jobs"
+    _write(sources, "rules.json", {"Rules": [_rule("daily-data-processor")]})
+    _write(sources, "daily-data-processor.targets.json", {"Targets": [_ecs_target()]})
+    assert _import(capsys, "--from", "file", str(sources), "--out", str(out))[0] == 0
+    catalog = _catalog_with(out, tmp_path)
+
+    fired = datetime(2026, 3, 1, 2, 0, tzinfo=UTC)
+    (step,) = render_requests(catalog.jobs["daily_data_processor"], catalog.environment, "local", fired, {})
+    request = step["request"]
+
+    assert request["cluster"] == "batch-jobs" and request["taskDefinition"] == "data-processor"
+    assert request["launchType"] == "FARGATE"
+    vpc = LOCAL_NETWORK["awsvpcConfiguration"]
+    assert request["networkConfiguration"]["awsvpcConfiguration"] == {
+        "subnets": vpc["Subnets"],
+        "securityGroups": vpc["SecurityGroups"],
+        "assignPublicIp": vpc["AssignPublicIp"],
+    }
+    sent = json.loads(
+        TIME_TEMPLATE.replace("<time>", '"2026-03-01T02:00:00Z"').replace(
+            'run of "2026-03-01T02:00:00Z"', "run of 2026-03-01T02:00:00Z"
+        )
+    )
+    (override,) = request["overrides"]["containerOverrides"]
+    assert override["name"] == sent["containerOverrides"][0]["name"]
+    assert {e["name"]: e["value"] for e in override["environment"]} == {
+        e["name"]: e["value"] for e in sent["containerOverrides"][0]["environment"]
+    }
+
+
+def test_a_schedule_keeps_its_time_zone_and_start_and_reports_what_airflow_does_differently(tmp_path, capsys):
+    sources, out = tmp_path / "aws", tmp_path / "jobs"
+    target = _ecs_target()
+    target["EcsParameters"]["Tags"] = [{"team": "finance"}]  # Scheduler's tag shape
+    target["Input"] = json.dumps(
+        {"containerOverrides": [{"name": "app", "command": ["close", "<aws.scheduler.scheduled-time>"]}]}
+    )
+    del target["InputTransformer"]
+    schedule = {
+        "Name": "month-end-close",
+        "Arn": f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/default/month-end-close",
+        "ScheduleExpression": "cron(0 6 L * ? *)",
+        "ScheduleExpressionTimezone": "Europe/Berlin",
+        "StartDate": "2026-02-01T00:00:00+01:00",
+        "EndDate": "2027-01-01T00:00:00Z",
+        "FlexibleTimeWindow": {"Mode": "FLEXIBLE", "MaximumWindowInMinutes": 15},
+        "State": "ENABLED",
+        "Target": {**target, "RetryPolicy": {"MaximumRetryAttempts": 3}},
+    }
+    once = {**schedule, "Name": "one-off", "ScheduleExpression": "at(2026-12-24T10:00:00)"}
+    once["Arn"] = once["Arn"].replace("month-end-close", "one-off")
+    _write(sources, "month-end-close.schedule.json", schedule)
+    _write(sources, "one-off.schedule.json", once)
+
+    code, report, errors = _import(capsys, "--from", "file", str(sources), "--out", str(out), "--json")
+
+    assert code == 0, errors
+    entries = {entry["name"]: entry for entry in json.loads(report)}
+    job = _job(out / "month_end_close.yaml")
+    assert (job["schedule"], job["timezone"], job["start_date"]) == (
+        "cron(0 6 L * ? *)",
+        "Europe/Berlin",
+        date(2026, 2, 1),
+    )
+    assert job["task_tags"] == {"team": "finance"}
+    assert job["command"] == ["close", "{{ logical_date.strftime('%Y-%m-%dT%H:%M:%SZ') }}"]
+    notes = {(n["level"], n["what"]) for n in entries["month-end-close"]["notes"]}
+    assert {("exact", "StartDate"), ("review", "EndDate"), ("review", "FlexibleTimeWindow")} <= notes
+    assert ("approximated", "RetryPolicy") in notes
+    assert "schedule" not in _job(out / "one_off.yaml"), "a one-time at() is not guessed into a schedule"
+    assert ("review", "ScheduleExpression") in {(n["level"], n["what"]) for n in entries["one-off"]["notes"]}
+    assert _catalog_with(out, tmp_path).broken == {}
+
+
+def test_a_rerun_keeps_a_persons_edits_shows_the_difference_and_force_overwrites(tmp_path, capsys):
+    sources, out = tmp_path / "aws", tmp_path / "jobs"
+    _write(sources, "rules.json", {"Rules": [_rule("daily-data-processor")]})
+    _write(sources, "daily-data-processor.targets.json", {"Targets": [_ecs_target()]})
+    path = out / "daily_data_processor.yaml"
+    assert _import(capsys, "--from", "file", str(sources), "--out", str(out))[0] == 0
+    assert not edited(path.read_text())
+
+    assert "unchanged" in _import(capsys, "--from", "file", str(sources), "--out", str(out))[1]
+    by_hand = path.read_text().replace("launch: fargate", "launch: fargate_spot")
+    path.write_text(by_hand)
+    _write(sources, "rules.json", {"Rules": [_rule("daily-data-processor", "cron(0 3 * * ? *)")]})
+
+    code, report, _ = _import(capsys, "--from", "file", str(sources), "--out", str(out))
+
+    assert code == 0 and path.read_text() == by_hand
+    assert "kept (edited)" in report
+    assert "-launch: fargate_spot" in report and "+launch: fargate" in report
+    assert "+schedule: cron(0 3 * * ? *)" in report
+    code, report, _ = _import(capsys, "--from", "file", str(sources), "--out", str(out), "--force")
+    assert code == 0 and "overwritten (edited)" in report
+    assert _job(path)["schedule"] == "cron(0 3 * * ? *)" and _job(path)["launch"] == "fargate"
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        (
+            "rules.json",
+            '{"Rules": [\n  {"Name": "x",}\n]}',
+            "rules.json:2:16: not JSON: Expecting property name",
+        ),
+        ("odd.json", '{"Something": 1}', "odd.json: not the output of aws events list-rules"),
+        (
+            "ghost.targets.json",
+            '{"Targets": []}',
+            "ghost.targets.json: no rule 'ghost' in the list-rules output",
+        ),
+        ("list.json", "[1, 2]", "list.json:1:1: expected a JSON object"),
+    ],
+)
+def test_a_bad_source_file_is_named_with_its_line_and_nothing_is_written(
+    tmp_path, capsys, name, text, message
+):
+    (tmp_path / "aws").mkdir()
+    (tmp_path / "aws" / name).write_text(text)
+    code, report, errors = _import(
+        capsys, "--from", "file", str(tmp_path / "aws"), "--out", str(tmp_path / "jobs")
+    )
+    assert code == 1 and report == ""
+    assert message in errors and "Traceback" not in errors
+    assert not (tmp_path / "jobs").exists()
+
+
+def test_the_account_is_read_through_the_environments_connection(aws, tmp_path, capsys):
+    """From the local AWS's EventBridge and Scheduler APIs, only what carries the prefix."""
+    prefix = f"imp-{uuid.uuid4().hex[:6]}-"
+    events, scheduler = aws.client("events"), aws.client("scheduler")
+    events.put_rule(Name=f"{prefix}daily", ScheduleExpression="cron(0 2 * * ? *)", State="ENABLED")
+    events.put_targets(Rule=f"{prefix}daily", Targets=[_ecs_target()])
+    events.put_rule(Name=f"{prefix}off", ScheduleExpression="rate(1 day)", State="DISABLED")
+    events.put_targets(Rule=f"{prefix}off", Targets=[_ecs_target()])
+    target = _ecs_target()
+    target["Input"] = json.dumps({"containerOverrides": [{"name": "app"}]})
+    del target["InputTransformer"], target["Id"]
+    scheduler.create_schedule(
+        Name=f"{prefix}berlin",
+        ScheduleExpression="cron(30 7 * * ? *)",
+        ScheduleExpressionTimezone="Europe/Berlin",
+        FlexibleTimeWindow={"Mode": "OFF"},
+        Target=target,
+    )
+    since = time.time()
+    try:
+        code, report, errors = _import(
+            capsys, "--from", "aws", "--prefix", prefix, "--out", str(tmp_path / "jobs")
+        )
+        calls = aws.get(f"/_local/calls?since={since}")
+    finally:
+        for rule in (f"{prefix}daily", f"{prefix}off"):
+            events.remove_targets(Rule=rule, Ids=["batch"])
+            events.delete_rule(Name=rule)
+        scheduler.delete_schedule(Name=f"{prefix}berlin")
+
+    assert code == 0, errors
+    stem = prefix.replace("-", "_")
+    assert sorted(p.name for p in (tmp_path / "jobs").iterdir()) == [
+        f"{stem}berlin.yaml",
+        f"{stem}daily.yaml",
+        f"{stem}off.yaml",
+    ]
+    assert _job(tmp_path / "jobs" / f"{stem}off.yaml")["paused"] is True
+    berlin = _job(tmp_path / "jobs" / f"{stem}berlin.yaml")
+    assert (berlin["timezone"], berlin["container"]) == ("Europe/Berlin", "app")
+    assert report.splitlines()[-1] == "3 sources: 3 jobs, 0 to review, 0 skipped"
+    # Every call it made is granted by the importer's read-only policy (iam-policy --importer).
+    env = load_catalog(REPO / "config", "local").environment
+    policy = iam.importer_policy(load_catalog(REPO / "config", "local"))
+    made = {(call["service"], call["action"]) for call in calls}
+    assert {("events", "ListRules"), ("events", "ListTargetsByRule"), ("scheduler", "GetSchedule")} <= made
+    rule = f"arn:aws:events:{env.region}:{env.account_id}:rule/{prefix}daily"
+    schedule = f"arn:aws:scheduler:{env.region}:{env.account_id}:schedule/default/{prefix}berlin"
+    resources = {"ListTargetsByRule": rule, "GetSchedule": schedule}
+    for service, action in made:
+        assert allows(policy, f"{service}:{action}", resources.get(action, "*")), (service, action)
