@@ -366,3 +366,82 @@ def test_the_account_is_read_through_the_environments_connection(aws, tmp_path, 
     resources = {"ListTargetsByRule": rule, "GetSchedule": schedule}
     for service, action in made:
         assert allows(policy, f"{service}:{action}", resources.get(action, "*")), (service, action)
+
+
+def _catalog_folder(tmp_path: Path) -> Path:
+    """A config folder with the shipped environments and defaults and no jobs: the import's target."""
+    root = tmp_path / "config"
+    shutil.copytree(REPO / "config" / "environments", root / "environments")
+    shutil.copy(REPO / "config" / "defaults.yaml", root / "defaults.yaml")
+    (root / "jobs").mkdir()
+    return root
+
+
+def test_check_passes_for_what_was_imported_and_prints_how_to_turn_the_sources_off(tmp_path, capsys):
+    sources, config = tmp_path / "aws", _catalog_folder(tmp_path)
+    _write(sources, "rules.json", {"Rules": [_rule("daily-data-processor", "cron(0 2 ? * MON-FRI *)")]})
+    _write(sources, "daily-data-processor.targets.json", {"Targets": [_ecs_target()]})
+    schedule = {
+        "Name": "month-end",
+        "GroupName": "finance",
+        "Arn": f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/finance/month-end",
+        "ScheduleExpression": "cron(0 6 L * ? *)",
+        "ScheduleExpressionTimezone": "Europe/Berlin",
+        "FlexibleTimeWindow": {"Mode": "OFF"},
+        "Target": {**_ecs_target(), "Input": json.dumps({"containerOverrides": [{"name": "app"}]})},
+    }
+    del schedule["Target"]["InputTransformer"], schedule["Target"]["Id"]
+    _write(sources, "month-end.schedule.json", schedule)
+    assert main(["--config", str(config), "import", "--from", "file", str(sources)]) == 0
+    capsys.readouterr()
+
+    code = main(["--config", str(config), "import", "--from", "file", str(sources), "--check"])
+
+    report = capsys.readouterr().out
+    assert code == 0, report
+    assert "equal    rule daily-data-processor = job daily_data_processor: next 20 fire times" in report
+    assert "equal    schedule month-end = job month_end: next 20 fire times" in report
+    assert "  aws events disable-rule --name daily-data-processor" in report
+    assert "  aws scheduler update-schedule --name month-end --group-name finance --state DISABLED" in report
+    assert "--schedule-expression-timezone Europe/Berlin" in report
+
+
+@pytest.mark.parametrize(
+    ("edit", "difference"),
+    [
+        (("cron(0 2 ? * MON-FRI *)", "cron(0 3 ? * MON-FRI *)"), "fire 1 of 20: job "),
+        (("launch: fargate", "launch: fargate_spot"), "request launch: job 'capacity providers FARGATE_SP"),
+        (("REGION: us-east-1", "REGION: eu-west-1"), "request containers: job "),
+        (("task_definition: data-processor", "task_definition: data-processor:2"), "request taskDefinition"),
+    ],
+)
+def test_check_fails_on_any_difference_between_a_source_and_its_job(tmp_path, capsys, edit, difference):
+    sources, config = tmp_path / "aws", _catalog_folder(tmp_path)
+    _write(sources, "rules.json", {"Rules": [_rule("daily-data-processor", "cron(0 2 ? * MON-FRI *)")]})
+    _write(sources, "daily-data-processor.targets.json", {"Targets": [_ecs_target()]})
+    assert main(["--config", str(config), "import", "--from", "file", str(sources)]) == 0
+    job = config / "jobs" / "daily_data_processor.yaml"
+    renamed = job.with_name("nightly_processing.yaml")  # a person renamed the job: found by its header
+    renamed.write_text(job.read_text().replace(*edit))
+    job.unlink()
+    capsys.readouterr()
+
+    code = main(["--config", str(config), "import", "--from", "file", str(sources), "--check"])
+
+    report = capsys.readouterr().out
+    assert code == 1
+    assert "DIFFERS  rule daily-data-processor = job nightly_processing" in report
+    assert difference in report
+    assert "disable-rule" not in report
+
+
+def test_check_fails_for_a_source_without_a_job(tmp_path, capsys):
+    sources, config = tmp_path / "aws", _catalog_folder(tmp_path)
+    _write(sources, "rules.json", {"Rules": [_rule("daily-data-processor")]})
+    _write(sources, "daily-data-processor.targets.json", {"Targets": [_ecs_target()]})
+
+    code = main(["--config", str(config), "import", "--from", "file", str(sources), "--check"])
+
+    assert code == 1
+    assert "no job in the catalog was imported from arn:aws:events:" in capsys.readouterr().out
+    assert list((config / "jobs").iterdir()) == [], "--check writes nothing"

@@ -77,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     importer.add_argument("--out", type=Path, help="folder of the job files (default: the catalog's jobs/)")
     importer.add_argument("--force", action="store_true", help="overwrite job files a person edited")
     importer.add_argument("--json", action="store_true", help="print the report as JSON")
+    importer.add_argument(
+        "--check", action="store_true", help="write nothing: compare each source with its catalog job"
+    )
     args = parser.parse_args(argv)
 
     directory = args.config or config_dir()
@@ -150,7 +153,9 @@ def _import(directory: Path, args: argparse.Namespace) -> int:
     paths = args.paths if args.origin == "file" else None
     out = args.out or directory / "jobs"
     catalog = load_catalog(directory, args.env)
-    return import_command(catalog, directory, paths, args.region, args.prefix, out, args.force, args.json)
+    return import_command(
+        catalog, directory, paths, args.region, args.prefix, out, args.force, args.json, args.check
+    )
 
 
 def _list(catalog: Catalog) -> int:

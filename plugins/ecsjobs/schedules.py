@@ -310,6 +310,10 @@ class EventBridgeCronTimetable(Timetable):
             return None
         return DagRunInfo.exact(pendulum.instance(start))
 
+    def next_after(self, moment: datetime) -> datetime | None:
+        """The first fire strictly after ``moment``: the expression evaluated alone, without a DAG."""
+        return self._next(moment)
+
     def _next(self, after: datetime, *, inclusive: bool = False) -> datetime | None:
         """The first fire after ``after`` (or at it, if ``inclusive``); None when the years run out."""
         after = after.astimezone(UTC)
@@ -477,6 +481,12 @@ def parse_schedule(
             f"{text!r} never fires on or after the start date {start:%Y-%m-%d %H:%M} ({timezone})"
         )
     return schedule
+
+
+def rate_period(expression: str) -> timedelta:
+    """How often ``rate(N unit)`` fires."""
+    value, unit = _rate(expression.strip())
+    return value * _RATE_UNITS[unit]
 
 
 def describe_schedule(expression: str | None, timezone: str = "UTC") -> str:

@@ -13,7 +13,7 @@ import shutil
 import sys
 import tempfile
 from dataclasses import asdict
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +35,12 @@ def import_command(
     out: Path,
     force: bool,
     as_json: bool,
+    check: bool = False,
     today: date | None = None,
 ) -> int:
     """Read the sources (``paths``, or the account when None), write the jobs, print the report; 1 if any
-    job file does not validate or a source cannot be read."""
+    job file does not validate or a source cannot be read. With ``check``, write nothing: compare each
+    source with its job in the catalog instead (``ecsjobs.importer.check``), 1 on any difference."""
     try:
         with contextlib.redirect_stdout(sys.stderr):  # the hook's log lines: stdout is the report
             found = sources.from_files(paths) if paths is not None else _from_account(catalog, region, prefix)
@@ -49,6 +51,8 @@ def import_command(
         print(f"error: {describe_aws_error(err)}", file=sys.stderr)
         return 1
     imported = [map_source(s, catalog.environment, found.lambdas, today or date.today()) for s in found.items]
+    if check:
+        return _check(imported, catalog)
     _dedupe_names(imported)
     jobs = [item for item in imported if item.job is not None]
     problems = _validate(jobs, directory, catalog.environment_name)
@@ -58,6 +62,32 @@ def import_command(
     else:
         print(_text(imported, written, problems))
     return 1 if problems else 0
+
+
+def _check(imported: list[Imported], catalog: Catalog) -> int:
+    from ecsjobs.importer.check import FIRES, compare, disable_command
+
+    now, lines, equal = datetime.now(UTC), [], []
+    for item in imported:
+        title = f"{item.source.kind} {item.source.name}"
+        if item.skipped:
+            lines.append(f"skipped  {title}: {item.skipped}")
+            continue
+        result = compare(item.source, catalog, now)
+        if result.equal:
+            equal.append(item.source)
+            lines.append(f"equal    {title} = job {result.job}: next {FIRES} fire times, RunTask request")
+        else:
+            lines.append(f"DIFFERS  {title} = job {result.job or '(none)'}")
+            lines += [f"    {difference}" for difference in result.differences]
+        lines += [f"    note: {note}" for note in result.notes]
+    differing = sum(not item.skipped for item in imported) - len(equal)
+    lines.append(f"{len(equal)} equal, {differing} differ, {sum(bool(i.skipped) for i in imported)} skipped")
+    if equal:
+        lines.append("Once their jobs run in Airflow, turn these sources off (printed, not run):")
+        lines += [f"  {disable_command(source)}" for source in equal]
+    print("\n".join(lines))
+    return 1 if differing else 0
 
 
 def _from_account(catalog: Catalog, region: str | None, prefix: str | None) -> sources.Sources:

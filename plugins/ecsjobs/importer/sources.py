@@ -39,6 +39,7 @@ class Source:
     start: datetime | None = None  # Scheduler's StartDate
     end: datetime | None = None  # Scheduler's EndDate
     flexible_window: dict[str, Any] | None = None
+    group: str = "default"  # Scheduler's schedule group
     managed_by: str | None = None  # a rule another AWS service created and owns
     event_pattern: bool = False  # a rule that reacts to events, not to a schedule
 
@@ -146,6 +147,7 @@ def _schedule(schedule: dict[str, Any]) -> Source:
         start=_instant(schedule.get("StartDate")),
         end=_instant(schedule.get("EndDate")),
         flexible_window=schedule.get("FlexibleTimeWindow"),
+        group=schedule.get("GroupName") or "default",
     )
 
 

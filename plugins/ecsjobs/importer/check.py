@@ -1,0 +1,209 @@
+"""``import --check``: the cutover gate. Each rule or schedule against the catalog job imported from it.
+
+For every source the job must fire at the same instants (the next 20, from the later of now and the job's
+start) and send the same RunTask request for the first of them: cluster, task definition, launch, network and
+overrides. The job's side is what Airflow does (its DAG's timetable, ``render``'s request); the source's side
+is computed from the source alone (``EventBridgeCronTimetable`` for every ``cron(...)``, the target's
+parameters and input), so a mapping mistake shows as a difference.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ecsjobs.catalog import Catalog, JobSpec, start_datetime
+from ecsjobs.importer.mapping import SCHEDULED_TIME, fill, job_name
+from ecsjobs.importer.sources import Source
+from ecsjobs.render import render_requests
+from ecsjobs.schedules import EventBridgeCronTimetable, next_fire_times, rate_period
+
+FIRES = 20
+EVENT_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+@dataclass
+class Comparison:
+    source: Source
+    job: str | None
+    differences: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def equal(self) -> bool:
+        return self.job is not None and not self.differences
+
+
+def compare(source: Source, catalog: Catalog, now: datetime) -> Comparison:
+    spec = _job_of(source, catalog)
+    result = Comparison(source, spec.id if spec else None)
+    if spec is None:
+        result.differences.append(f"no job in the catalog was imported from {source.arn}")
+        return result
+    fires = _compare_fires(source, spec, now, result)
+    target = next((t for t in source.targets if "EcsParameters" in t), None)
+    if target is None:
+        result.differences.append("its target runs no ECS task itself: compare the job with it by hand")
+        return result
+    first = fires[0] if fires else max(now, start_datetime(spec.job))
+    _compare_request(target, spec, catalog, first, result)
+    return result
+
+
+def disable_command(source: Source) -> str:
+    """The AWS CLI command that turns the source off once its job runs in Airflow (printed, never run)."""
+    if source.kind == "rule":
+        return f"aws events disable-rule --name {shlex.quote(source.name)}"
+    target = json.dumps(source.targets[0], default=str, separators=(",", ":"))
+    window = json.dumps(source.flexible_window or {"Mode": "OFF"}, separators=(",", ":"))
+    parts = ["aws scheduler update-schedule", f"--name {shlex.quote(source.name)}"]
+    parts += [f"--group-name {shlex.quote(source.group)}", "--state DISABLED"]
+    parts += [f"--schedule-expression {shlex.quote(source.expression or '')}"]
+    if source.timezone:
+        parts.append(f"--schedule-expression-timezone {shlex.quote(source.timezone)}")
+    parts += [f"--flexible-time-window {shlex.quote(window)}", f"--target {shlex.quote(target)}"]
+    return " ".join(parts)
+
+
+def _job_of(source: Source, catalog: Catalog) -> JobSpec | None:
+    """The job whose file names the source (a renamed file too), else the one of the importer's name."""
+    marker = f"# Imported from {source.arn} by"
+    for spec in catalog.jobs.values():
+        if marker in spec.source.read_text(encoding="utf-8").split("\ndescription:", 1)[0]:
+            return spec
+    return catalog.jobs.get(job_name(source.name))
+
+
+def _compare_fires(source: Source, spec: JobSpec, now: datetime, result: Comparison) -> list[datetime]:
+    job = spec.job
+    timezone = job.timezone or "UTC"
+    after = max(now, start_datetime(job))
+    expression = source.expression or ""
+    if job.schedule != expression and not expression.startswith("at("):
+        result.notes.append(f"schedule written as {job.schedule!r}, the source's is {expression!r}")
+    if expression.startswith("at("):
+        if job.schedule:
+            result.differences.append(f"the source runs once ({expression}); the job is scheduled")
+        return []
+    if (source.timezone or "UTC") != timezone:
+        result.differences.append(f"time zone: job {timezone}, source {source.timezone or 'UTC'}")
+    ours = next_fire_times(job.schedule, timezone, after, FIRES) if job.schedule else []
+    if expression.startswith("rate("):  # EventBridge counts from the rule's creation, Airflow from the start
+        period = rate_period(expression)
+        gaps = {b - a for a, b in zip(ours, ours[1:], strict=False)}
+        if gaps != {period}:
+            result.differences.append(f"the job does not fire every {period}: {sorted(map(str, gaps))}")
+        result.notes.append(
+            "rate(): the interval is compared; EventBridge counts it from the rule's creation"
+        )
+        return ours
+    theirs = _eventbridge_fires(expression, source.timezone or "UTC", after)
+    if [f.astimezone(UTC) for f in ours] != theirs:
+        for index, (a, b) in enumerate(zip(ours, theirs, strict=False)):
+            if a.astimezone(UTC) != b:
+                result.differences.append(
+                    f"fire {index + 1} of {FIRES}: job {a.isoformat()}, source {b.isoformat()}"
+                )
+                break
+        else:
+            result.differences.append(
+                f"the job fires {len(ours)} of the next {FIRES} times, the source {len(theirs)}"
+            )
+    return ours
+
+
+def _eventbridge_fires(expression: str, timezone: str, after: datetime) -> list[datetime]:
+    timetable = EventBridgeCronTimetable(expression, timezone=timezone)
+    fires: list[datetime] = []
+    moment: datetime | None = after
+    while len(fires) < FIRES and (moment := timetable.next_after(moment)) is not None:
+        fires.append(moment.astimezone(UTC))
+    return fires
+
+
+def _compare_request(
+    target: dict[str, Any], spec: JobSpec, catalog: Catalog, fire: datetime, result: Comparison
+) -> None:
+    try:
+        rendered = render_requests(spec, catalog.environment, catalog.environment_name, fire, {})
+    except ValueError as err:
+        result.differences.append(f"the job cannot render its request: {err}")
+        return
+    sent = _source_request(target, fire)
+    count = int(target["EcsParameters"].get("TaskCount") or 1)
+    if len(rendered) != count:
+        result.differences.append(f"tasks per run: job {len(rendered)}, source {count}")
+    request = _essentials(rendered[0]["request"])
+    for key in sorted(set(request) | set(sent)):
+        if request.get(key) != sent.get(key):
+            result.differences.append(f"request {key}: job {request.get(key)!r}, source {sent.get(key)!r}")
+
+
+def _source_request(target: dict[str, Any], fire: datetime) -> dict[str, Any]:
+    """What the rule or schedule asked ECS for at ``fire``, in :func:`_essentials`' shape."""
+    parameters = target["EcsParameters"]
+    time = fire.astimezone(UTC).strftime(EVENT_TIME_FORMAT)
+    if "InputTransformer" in target:
+        transformer = target["InputTransformer"]
+        paths = transformer.get("InputPathsMap", {})
+        text = fill(transformer["InputTemplate"], {k: time for k, v in paths.items() if v == "$.time"})
+    else:
+        text = fill(target.get("Input") or "{}", {SCHEDULED_TIME: time})
+    overrides = json.loads(text)
+    vpc = (parameters.get("NetworkConfiguration") or {}).get("awsvpcConfiguration")
+    request = {
+        "cluster": target["Arn"].rsplit("/", 1)[-1],
+        "taskDefinition": parameters["TaskDefinitionArn"].rsplit("/", 1)[-1],
+        "launch": _launch(parameters.get("LaunchType"), parameters.get("CapacityProviderStrategy")),
+        "network": _network(vpc, "Subnets", "SecurityGroups", "AssignPublicIp"),
+        "containers": _containers(overrides.get("containerOverrides") or []),
+        "cpu": overrides.get("cpu") and str(overrides["cpu"]),
+        "memory": overrides.get("memory") and str(overrides["memory"]),
+    }
+    return {key: value for key, value in request.items() if value}
+
+
+def _essentials(request: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a RunTask request a rule or schedule can set, in one comparable shape."""
+    overrides = request.get("overrides") or {}
+    vpc = (request.get("networkConfiguration") or {}).get("awsvpcConfiguration")
+    essentials = {
+        "cluster": request["cluster"].rsplit("/", 1)[-1],
+        "taskDefinition": request["taskDefinition"].rsplit("/", 1)[-1],
+        "launch": _launch(request.get("launchType"), request.get("capacityProviderStrategy")),
+        "network": _network(vpc, "subnets", "securityGroups", "assignPublicIp"),
+        "containers": _containers(overrides.get("containerOverrides") or []),
+        "cpu": overrides.get("cpu") and str(overrides["cpu"]),
+        "memory": overrides.get("memory") and str(overrides["memory"]),
+    }
+    return {key: value for key, value in essentials.items() if value}
+
+
+def _launch(launch_type: str | None, strategy: list[dict[str, Any]] | None) -> str:
+    if strategy:
+        providers = sorted(item.get("capacityProvider") or item.get("CapacityProvider") for item in strategy)
+        return "capacity providers " + ",".join(providers)
+    return launch_type or "EC2"
+
+
+def _network(vpc: dict[str, Any] | None, subnets: str, groups: str, public: str) -> str | None:
+    if not vpc:
+        return None
+    ip = vpc.get(public) or "DISABLED"
+    return f"subnets {sorted(vpc.get(subnets, []))}, security groups {sorted(vpc.get(groups, []))}, ip {ip}"
+
+
+def _containers(overrides: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Container overrides by name, environment as a mapping (order carries no meaning)."""
+    result = []
+    for item in overrides:
+        entry = {k: v for k, v in item.items() if k not in ("environment", "name")}
+        entry["name"] = item.get("name")
+        environment = {variable["name"]: variable["value"] for variable in item.get("environment", [])}
+        if environment:
+            entry["environment"] = environment
+        result.append(entry)
+    return sorted(result, key=lambda entry: str(entry["name"]))
