@@ -316,9 +316,18 @@ def test_a_bad_source_file_is_named_with_its_line_and_nothing_is_written(
 
 
 def test_the_account_is_read_through_the_environments_connection(aws, tmp_path, capsys):
-    """From the local AWS's EventBridge and Scheduler APIs, only what carries the prefix."""
+    """From the local AWS's EventBridge, Scheduler and Step Functions APIs, only what carries the prefix."""
     prefix = f"imp-{uuid.uuid4().hex[:6]}-"
-    events, scheduler = aws.client("events"), aws.client("scheduler")
+    events, scheduler, sfn = aws.client("events"), aws.client("scheduler"), aws.client("stepfunctions")
+    machine = sfn.create_state_machine(name=f"{prefix}etl", definition=json.dumps(ETL), roleArn=ROLE)
+    events.put_rule(Name=f"{prefix}nightly", ScheduleExpression="cron(0 3 * * ? *)", State="ENABLED")
+    start = {
+        "Id": "batch",
+        "Arn": machine["stateMachineArn"],
+        "RoleArn": ROLE,
+        "Input": '{"date": "2026-01-01"}',
+    }
+    events.put_targets(Rule=f"{prefix}nightly", Targets=[start])
     events.put_rule(Name=f"{prefix}daily", ScheduleExpression="cron(0 2 * * ? *)", State="ENABLED")
     events.put_targets(Rule=f"{prefix}daily", Targets=[_ecs_target()])
     events.put_rule(Name=f"{prefix}off", ScheduleExpression="rate(1 day)", State="DISABLED")
@@ -340,30 +349,42 @@ def test_the_account_is_read_through_the_environments_connection(aws, tmp_path, 
         )
         calls = aws.get(f"/_local/calls?since={since}")
     finally:
-        for rule in (f"{prefix}daily", f"{prefix}off"):
+        for rule in (f"{prefix}daily", f"{prefix}off", f"{prefix}nightly"):
             events.remove_targets(Rule=rule, Ids=["batch"])
             events.delete_rule(Name=rule)
         scheduler.delete_schedule(Name=f"{prefix}berlin")
+        sfn.delete_state_machine(stateMachineArn=machine["stateMachineArn"])
 
     assert code == 0, errors
     stem = prefix.replace("-", "_")
     assert sorted(p.name for p in (tmp_path / "jobs").iterdir()) == [
         f"{stem}berlin.yaml",
         f"{stem}daily.yaml",
+        f"{stem}etl.yaml",
         f"{stem}off.yaml",
     ]
+    etl = _job(tmp_path / "jobs" / f"{stem}etl.yaml")
+    assert (etl["schedule"], list(etl["steps"])) == ("cron(0 3 * * ? *)", ["Extract", "Transform", "Load"])
     assert _job(tmp_path / "jobs" / f"{stem}off.yaml")["paused"] is True
     berlin = _job(tmp_path / "jobs" / f"{stem}berlin.yaml")
     assert (berlin["timezone"], berlin["container"]) == ("Europe/Berlin", "app")
-    assert report.splitlines()[-1] == "3 sources: 3 jobs, 0 to review, 0 skipped"
+    assert report.splitlines()[-1] == "5 sources: 4 jobs, 0 to review, 1 skipped"
     # Every call it made is granted by the importer's read-only policy (iam-policy --importer).
     env = load_catalog(REPO / "config", "local").environment
     policy = iam.importer_policy(load_catalog(REPO / "config", "local"))
     made = {(call["service"], call["action"]) for call in calls}
-    assert {("events", "ListRules"), ("events", "ListTargetsByRule"), ("scheduler", "GetSchedule")} <= made
+    assert {
+        ("events", "ListTargetsByRule"),
+        ("scheduler", "GetSchedule"),
+        ("states", "DescribeStateMachine"),
+    } <= made
     rule = f"arn:aws:events:{env.region}:{env.account_id}:rule/{prefix}daily"
     schedule = f"arn:aws:scheduler:{env.region}:{env.account_id}:schedule/default/{prefix}berlin"
-    resources = {"ListTargetsByRule": rule, "GetSchedule": schedule}
+    resources = {
+        "ListTargetsByRule": rule,
+        "GetSchedule": schedule,
+        "DescribeStateMachine": machine["stateMachineArn"],
+    }
     for service, action in made:
         assert allows(policy, f"{service}:{action}", resources.get(action, "*")), (service, action)
 
@@ -445,3 +466,174 @@ def test_check_fails_for_a_source_without_a_job(tmp_path, capsys):
     assert code == 1
     assert "no job in the catalog was imported from arn:aws:events:" in capsys.readouterr().out
     assert list((config / "jobs").iterdir()) == [], "--check writes nothing"
+
+
+SFN_NETWORK = {"AwsvpcConfiguration": {k: v for k, v in LOCAL_NETWORK["awsvpcConfiguration"].items()}}
+
+
+def _run_task(stage: str, **fields: Any) -> dict[str, Any]:
+    parameters = {
+        "Cluster": CLUSTER_ARN,
+        "TaskDefinition": "etl-pipeline",
+        "NetworkConfiguration": SFN_NETWORK,
+        "Overrides": {
+            "ContainerOverrides": [
+                {
+                    "Name": "batch-container",
+                    "Environment": [
+                        {"Name": "ETL_STAGE", "Value": stage},
+                        {"Name": "JOB_DATE", "Value.$": "$.date"},
+                    ],
+                }
+            ]
+        },
+        **fields.pop("parameters", {}),
+    }
+    return {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::ecs:runTask.sync",
+        "Parameters": parameters,
+        **fields,
+    }
+
+
+def _machine(
+    folder: Path, name: str, definition: dict[str, Any], rule_input: dict[str, Any] | None = None
+) -> str:
+    arn = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{name}"
+    document = {"stateMachineArn": arn, "name": name, "definition": json.dumps(definition), "roleArn": ROLE}
+    _write(folder, f"{name}.state-machine.json", document)
+    if rule_input is not None:
+        _write(folder, "rules.json", {"Rules": [_rule(f"start-{name}", "cron(0 3 * * ? *)")]})
+        target = {"Id": "sfn", "Arn": arn, "RoleArn": ROLE, "Input": json.dumps(rule_input)}
+        _write(folder, f"start-{name}.targets.json", {"Targets": [target]})
+    return arn
+
+
+ETL = {
+    "StartAt": "Extract",
+    "States": {
+        "Extract": _run_task(
+            "extract",
+            Next="Transform",
+            parameters={"CapacityProviderStrategy": [{"CapacityProvider": "FARGATE_SPOT", "Weight": 1}]},
+        ),
+        "Transform": _run_task(
+            "transform",
+            Next="Load",
+            TimeoutSeconds=7200,
+            Retry=[
+                {"ErrorEquals": ["States.ALL"], "MaxAttempts": 2, "IntervalSeconds": 120, "BackoffRate": 2}
+            ],
+        ),
+        "Load": _run_task("load", End=True),
+    },
+}
+
+
+def test_a_state_machine_becomes_a_pipeline_with_its_schedule_params_retries_and_timeout(tmp_path, capsys):
+    sources, config = tmp_path / "aws", _catalog_folder(tmp_path)
+    _machine(sources, "etl-pipeline", ETL, rule_input={"date": "2026-01-01"})
+
+    code, report, errors = _import(capsys, "--from", "file", str(sources), "--out", str(config / "jobs"))
+
+    assert code == 0, errors
+    job = _job(config / "jobs" / "etl_pipeline.yaml")
+    assert job["schedule"] == "cron(0 3 * * ? *)"
+    assert job["params"] == {
+        "date": {"type": "string", "description": "The execution input's date.", "default": "2026-01-01"}
+    }
+    steps = job["steps"]
+    assert list(steps) == ["Extract", "Transform", "Load"]
+    assert (steps["Extract"]["launch"], "depends_on" in steps["Extract"]) == ("fargate_spot", False)
+    assert steps["Transform"]["depends_on"] == ["Extract"] and steps["Load"]["depends_on"] == ["Transform"]
+    assert (
+        steps["Transform"]["retries"],
+        steps["Transform"]["retry_delay"],
+        steps["Transform"]["timeout"],
+    ) == (
+        2,
+        "120s",
+        "7200s",
+    )
+    assert steps["Load"]["environment"] == {"ETL_STAGE": "load", "JOB_DATE": "{{ params.date }}"}
+    assert "skipped  rule start-etl-pipeline: starts the state machine etl-pipeline" in report
+    capsys.readouterr()
+    assert main(["--config", str(config), "import", "--from", "file", str(sources), "--check"]) == 0, (
+        capsys.readouterr().out
+    )
+    assert "  aws events disable-rule --name start-etl-pipeline" in capsys.readouterr().out
+
+    path = config / "jobs" / "etl_pipeline.yaml"
+    path.write_text(path.read_text().replace("ETL_STAGE: load", "ETL_STAGE: loading"))
+    assert main(["--config", str(config), "import", "--from", "file", str(sources), "--check"]) == 1
+    assert "step Load request containers: job " in capsys.readouterr().out
+
+
+REPORT_OVERRIDE = {
+    "Name": "batch-container",
+    "Environment": [{"Name": "CUSTOMER", "Value.$": "$.customer"}, {"Name": "JOB_DATE", "Value.$": "$.date"}],
+}
+
+
+def test_parallel_map_and_what_a_job_cannot_express_are_mapped_or_kept_for_review(tmp_path, capsys):
+    sources, out = tmp_path / "aws", tmp_path / "jobs"
+    definition = {
+        "StartAt": "PerCustomer",
+        "States": {
+            "PerCustomer": {
+                "Type": "Map",
+                "ItemsPath": "$.customers",
+                "ItemSelector": {"customer.$": "$$.Map.Item.Value", "date.$": "$.date"},
+                "ItemProcessor": {
+                    "StartAt": "Both",
+                    "States": {
+                        "Both": {
+                            "Type": "Parallel",
+                            "Next": "Route",
+                            "Branches": [
+                                {"StartAt": "Orders", "States": {"Orders": _run_task("orders", End=True)}},
+                                {"StartAt": "Refunds", "States": {"Refunds": _run_task("refunds", End=True)}},
+                            ],
+                        },
+                        "Route": {
+                            "Type": "Choice",
+                            "Choices": [{"Variable": "$.late", "BooleanEquals": True, "Next": "Alert"}],
+                            "Default": "Report",
+                        },
+                        "Alert": {"Type": "Task", "Resource": "arn:aws:states:::sns:publish", "End": True},
+                        "Report": _run_task(
+                            "report",
+                            End=True,
+                            Catch=[{"ErrorEquals": ["States.ALL"], "Next": "Alert"}],
+                            parameters={"Overrides": {"ContainerOverrides": [REPORT_OVERRIDE]}},
+                        ),
+                    },
+                },
+                "End": True,
+            }
+        },
+    }
+    _machine(sources, "customer-reports", definition, {"customers": ["acme", "globex"], "date": "x"})
+
+    code, report, errors = _import(capsys, "--from", "file", str(sources), "--out", str(out))
+
+    assert code == 0, errors
+    job = _job(out / "customer_reports.yaml")
+    assert job["matrix"] == {"customers": "{{ params.customers }}"}
+    assert job["params"]["customers"] == {
+        "type": "array",
+        "description": "The execution input's customers.",
+        "default": ["acme", "globex"],
+    }
+    assert set(job["steps"]) == {"Orders", "Refunds", "Report"}
+    assert "depends_on" not in job["steps"]["Orders"] and "depends_on" not in job["steps"]["Refunds"]
+    assert job["steps"]["Report"]["depends_on"] == ["Orders", "Refunds"]
+    report_environment = {"CUSTOMER": "{{ matrix.customers }}", "JOB_DATE": "{{ params.date }}"}
+    assert job["steps"]["Report"]["environment"] == report_environment
+    assert job["steps"]["Orders"]["environment"]["JOB_DATE"] == "{{ params.date }}"
+    assert job["paused"] is True, "a job with review items waits for its review"
+    text = (out / "customer_reports.yaml").read_text()
+    assert "# REVIEW Route: Choice: a branch on data: the job follows its Default branch" in text
+    assert "# REVIEW Report: Catch: error routing" in text
+    assert _catalog_with(out, tmp_path).broken == {}

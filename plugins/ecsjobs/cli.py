@@ -11,8 +11,9 @@
   what the steps call (``ecsjobs.reach``); environment ``--env``, default ``prod``;
 - ``iam-policy [--out FILE]``: the least-privilege policy of the MWAA execution role for the catalog
   (``ecsjobs.iam``); environment ``--env``, default ``prod``;
-- ``import --from aws|file [PATH ...]``: EventBridge rules and Scheduler schedules that run ECS tasks, as job
-  files with a report of what mapped exactly, approximately or needs a person (``ecsjobs.importer``).
+- ``import --from aws|file [PATH ...] [--check]``: EventBridge rules, Scheduler schedules and Step Functions
+  state machines that run ECS tasks, as job files with a report of what mapped exactly, approximately or
+  needs a person; ``--check`` compares them with the catalog instead (``ecsjobs.importer``).
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         "--importer", action="store_true", help="instead, the read-only policy of `import --from aws`"
     )
     importer = commands.add_parser(
-        "import", help="EventBridge rules and Scheduler schedules that run ECS tasks, as job files"
+        "import", help="EventBridge rules, Scheduler schedules and state machines running ECS tasks, as jobs"
     )
     importer.add_argument(
         "--from", dest="origin", choices=["aws", "file"], required=True, help="the account, or the CLI's JSON"

@@ -193,11 +193,19 @@ def importer_policy(catalog: Catalog) -> dict[str, Any]:
     return {
         "Version": "2012-10-17",
         "Statement": [
-            _statement("ImportListRulesAndSchedules", ["events:ListRules", "scheduler:ListSchedules"], "*"),
             _statement(
-                "ImportReadRulesAndSchedules",
-                ["events:ListTargetsByRule", "scheduler:GetSchedule"],
-                [f"{arn}:events:{region_account}:rule/*", f"{arn}:scheduler:{region_account}:schedule/*/*"],
+                "ImportListSources",
+                ["events:ListRules", "scheduler:ListSchedules", "states:ListStateMachines"],
+                "*",
+            ),
+            _statement(
+                "ImportReadSources",
+                ["events:ListTargetsByRule", "scheduler:GetSchedule", "states:DescribeStateMachine"],
+                [
+                    f"{arn}:events:{region_account}:rule/*",
+                    f"{arn}:scheduler:{region_account}:schedule/*/*",
+                    f"{arn}:states:{region_account}:stateMachine:*",
+                ],
             ),
             _statement(
                 "ImportReadLambdaTargets",

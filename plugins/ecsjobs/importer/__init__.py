@@ -1,8 +1,10 @@
-"""``python -m ecsjobs import``: EventBridge rules and Scheduler schedules that run ECS tasks, as job files.
+"""``python -m ecsjobs import``: EventBridge rules, Scheduler schedules and Step Functions state machines that
+run ECS tasks, as job files.
 
-``sources`` reads them (an account, read-only, or the AWS CLI's JSON), ``mapping`` turns each into a job and
-notes what mapped exactly, approximately or needs a person, ``jobfiles`` writes them without overwriting a
-person's edits; here every file is validated as the catalog loads it, and the report printed.
+``sources`` reads them (an account, read-only, or the AWS CLI's JSON), ``mapping`` (with ``state_machines``)
+turns each into a job and notes what mapped exactly, approximately or needs a person, ``jobfiles`` writes them
+without overwriting a person's edits, ``check`` compares them with the catalog; here every file is validated
+as the catalog loads it, and the report printed.
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ def _check(imported: list[Imported], catalog: Catalog) -> int:
 
     now, lines, equal = datetime.now(UTC), [], []
     for item in imported:
-        title = f"{item.source.kind} {item.source.name}"
+        title = f"{item.source.kind.replace('_', ' ')} {item.source.name}"
         if item.skipped:
             lines.append(f"skipped  {title}: {item.skipped}")
             continue
@@ -138,7 +140,7 @@ def _text(
 ) -> str:
     lines = []
     for item in imported:
-        title = f"{item.source.kind} {item.source.name}"
+        title = f"{item.source.kind.replace('_', ' ')} {item.source.name}"
         if item.skipped:
             lines.append(f"skipped  {title}: {item.skipped}")
             continue

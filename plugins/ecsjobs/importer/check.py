@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 from ecsjobs.catalog import Catalog, JobSpec, start_datetime
 from ecsjobs.importer.mapping import SCHEDULED_TIME, fill, job_name
 from ecsjobs.importer.sources import Source
+from ecsjobs.importer.state_machines import state_target, step_name, task_states
 from ecsjobs.render import render_requests
 from ecsjobs.schedules import EventBridgeCronTimetable, next_fire_times, rate_period
 
@@ -44,17 +46,23 @@ def compare(source: Source, catalog: Catalog, now: datetime) -> Comparison:
         result.differences.append(f"no job in the catalog was imported from {source.arn}")
         return result
     fires = _compare_fires(source, spec, now, result)
+    first = fires[0] if fires else max(now, start_datetime(spec.job))
+    if source.kind == "state_machine":
+        _compare_state_machine(source, spec, catalog, first, result)
+        return result
     target = next((t for t in source.targets if "EcsParameters" in t), None)
     if target is None:
         result.differences.append("its target runs no ECS task itself: compare the job with it by hand")
         return result
-    first = fires[0] if fires else max(now, start_datetime(spec.job))
     _compare_request(target, spec, catalog, first, result)
     return result
 
 
 def disable_command(source: Source) -> str:
-    """The AWS CLI command that turns the source off once its job runs in Airflow (printed, never run)."""
+    """The AWS CLI command that turns the source off once its job runs in Airflow (printed, never run): for a
+    state machine, the one of the rule or schedule that starts it."""
+    if source.kind == "state_machine":
+        return disable_command(source.starter) if source.starter else f"# {source.name}: nothing starts it"
     if source.kind == "rule":
         return f"aws events disable-rule --name {shlex.quote(source.name)}"
     target = json.dumps(source.targets[0], default=str, separators=(",", ":"))
@@ -81,7 +89,11 @@ def _compare_fires(source: Source, spec: JobSpec, now: datetime, result: Compari
     job = spec.job
     timezone = job.timezone or "UTC"
     after = max(now, start_datetime(job))
-    expression = source.expression or ""
+    if source.expression is None:  # a state machine nothing starts on a schedule
+        if job.schedule:
+            result.differences.append(f"the source runs when started; the job is scheduled {job.schedule}")
+        return []
+    expression = source.expression
     if job.schedule != expression and not expression.startswith("at("):
         result.notes.append(f"schedule written as {job.schedule!r}, the source's is {expression!r}")
     if expression.startswith("at("):
@@ -140,6 +152,65 @@ def _compare_request(
     for key in sorted(set(request) | set(sent)):
         if request.get(key) != sent.get(key):
             result.differences.append(f"request {key}: job {request.get(key)!r}, source {sent.get(key)!r}")
+
+
+def _compare_state_machine(
+    source: Source, spec: JobSpec, catalog: Catalog, fire: datetime, result: Comparison
+) -> None:
+    """Each ``ecs:runTask`` state against the job's step of its name, with the execution input's values."""
+    try:
+        rendered = render_requests(spec, catalog.environment, catalog.environment_name, fire, {})
+    except ValueError as err:
+        result.differences.append(f"the job cannot render its requests: {err}")
+        return
+    steps: dict[str, dict[str, Any]] = {}
+    for entry in rendered:  # a matrix job has one per combination: the first stands for its step
+        steps.setdefault(entry["step"], _essentials(entry["request"]))
+    states = dict(task_states(source.definition or {}))
+    if any(state_kind == "Map" for state_kind in _kinds(source.definition or {})):
+        result.notes.append("a Map state: each step is compared for its first item only")
+    for name, state in states.items():
+        step = step_name(name)
+        if step not in steps:
+            result.differences.append(f"state {name}: no step {step} in the job")
+            continue
+        parameters = _with_input(state.get("Parameters", {}), source.execution_input or {})
+        sent = _source_request(state_target(parameters, catalog.environment), fire)
+        for key in sorted(set(steps[step]) | set(sent)):
+            if steps[step].get(key) != sent.get(key):
+                ours, theirs = steps[step].get(key), sent.get(key)
+                result.differences.append(f"step {step} request {key}: job {ours!r}, source {theirs!r}")
+    for step in sorted(set(steps) - {step_name(name) for name in states}):
+        result.differences.append(f"step {step}: not a state of the state machine")
+
+
+def _with_input(value: Any, execution_input: dict[str, Any]) -> Any:
+    """``"Key.$": "$.x"`` as ``"Key": <the input's x>``; other paths stay as text."""
+    if isinstance(value, list):
+        return [_with_input(item, execution_input) for item in value]
+    if not isinstance(value, dict):
+        return value
+    result = {}
+    for key, item in value.items():
+        if (
+            key.endswith(".$")
+            and isinstance(item, str)
+            and item.startswith("$.")
+            and item[2:] in execution_input
+        ):
+            result[key[:-2]] = execution_input[item[2:]]
+        else:
+            result[key] = _with_input(item, execution_input)
+    return result
+
+
+def _kinds(definition: dict[str, Any]) -> Iterator[str]:
+    for state in definition.get("States", {}).values():
+        yield state.get("Type", "")
+        for branch in state.get("Branches", []):
+            yield from _kinds(branch)
+        if processor := state.get("ItemProcessor") or state.get("Iterator"):
+            yield from _kinds(processor)
 
 
 def _source_request(target: dict[str, Any], fire: datetime) -> dict[str, Any]:

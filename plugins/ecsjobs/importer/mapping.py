@@ -20,6 +20,11 @@ Level = Literal["exact", "approximated", "review"]
 # EventBridge's $.time of a scheduled event is the fire time, which is a scheduled run's logical date here.
 EVENT_TIME = "{{ logical_date.strftime('%Y-%m-%dT%H:%M:%SZ') }}"
 SCHEDULED_TIME = "aws.scheduler.scheduled-time"
+_KINDS = {
+    "rule": "EventBridge rule",
+    "schedule": "EventBridge Scheduler schedule",
+    "state_machine": "Step Functions state machine",
+}
 _LAUNCH_TYPES = {"FARGATE": "fargate", "EC2": "ec2"}
 _IGNORED_TARGET_KEYS = {"Id", "Arn", "RoleArn", "EcsParameters", "Input", "InputTransformer"}
 
@@ -59,6 +64,11 @@ def map_source(source: Source, env: Environment, lambdas: dict[str, dict[str, st
     if source.managed_by:
         imported.skipped = f"managed by {source.managed_by}: that service owns it"
         return imported
+    if source.starts:
+        imported.skipped = f"starts the state machine {source.starts}: imported as its job's schedule"
+        return imported
+    if source.kind == "state_machine":
+        return _state_machine_job(source, env, imported, today)
     if source.expression is None:
         imported.skipped = (
             "reacts to events, not to a schedule" if source.event_pattern else "has no schedule"
@@ -75,7 +85,7 @@ def map_source(source: Source, env: Environment, lambdas: dict[str, dict[str, st
 
     job: dict[str, Any] = {"description": _description(source)}
     job.update(_schedule(source, imported, today))
-    steps = [(_step_name(t), _ecs_settings(t, env, imported)) for t in ecs]
+    steps = [(_step_name(t), ecs_settings(t, env, imported)) for t in ecs]
     steps += [(_step_name(t), _lambda_settings(t, lambdas, imported)) for t in functions]
     fan_outs = [settings.pop("matrix") for _, settings in steps if "matrix" in settings]
     if fan_outs and len(steps) == 1:
@@ -90,12 +100,38 @@ def map_source(source: Source, env: Environment, lambdas: dict[str, dict[str, st
         job["steps"] = dict(steps)
         imported.note("exact", "Targets", f"{len(steps)} targets become {len(steps)} steps run side by side")
     imported.job = job
+    _paused_for_review(imported)
+    return imported
+
+
+def _paused_for_review(imported: Imported) -> None:
+    """A job with something to review is created paused: it should not run before a person looked at it."""
+    if imported.job is not None and imported.needs_review and not imported.job.get("paused"):
+        imported.job["paused"] = True
+        imported.note("approximated", "State", "created paused until its review items are done")
+
+
+def _state_machine_job(source: Source, env: Environment, imported: Imported, today: date) -> Imported:
+    from ecsjobs.importer.state_machines import map_state_machine
+
+    job: dict[str, Any] = {"description": _description(source)}
+    if source.starter:
+        job.update(_schedule(source, imported, today))
+    else:
+        job["start_date"] = today
+        imported.note("review", "schedule", "no rule or schedule starts it: the job runs when triggered")
+    job.update(map_state_machine(source, env, imported))
+    imported.job = job
+    _paused_for_review(imported)
     return imported
 
 
 def _description(source: Source) -> str:
-    what = "EventBridge rule" if source.kind == "rule" else "EventBridge Scheduler schedule"
-    return f"Imported from the {what} {source.name}."
+    if source.kind == "state_machine":
+        starter = source.starter
+        started = f", started by the {_KINDS[starter.kind]} {starter.name}" if starter else ""
+        return f"Imported from the Step Functions state machine {source.name}{started}."
+    return f"Imported from the {_KINDS[source.kind]} {source.name}."
 
 
 def _schedule(source: Source, imported: Imported, today: date) -> dict[str, Any]:
@@ -138,7 +174,7 @@ def _step_name(target: dict[str, Any]) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", str(target.get("Id", "run")))
 
 
-def _ecs_settings(target: dict[str, Any], env: Environment, imported: Imported) -> dict[str, Any]:
+def ecs_settings(target: dict[str, Any], env: Environment, imported: Imported) -> dict[str, Any]:
     parameters = target["EcsParameters"]
     settings: dict[str, Any] = {}
     cluster = target["Arn"].rsplit("/", 1)[-1]

@@ -1,4 +1,5 @@
-"""What the importer reads: EventBridge rules with their targets, and EventBridge Scheduler schedules.
+"""What the importer reads: EventBridge rules with their targets, EventBridge Scheduler schedules, and Step
+Functions state machines that run ECS tasks (with the rule or schedule that starts each).
 
 From an account (boto3, read-only List/Describe/Get calls) or from the JSON the AWS CLI prints, for accounts
 the importer may not call:
@@ -7,18 +8,21 @@ the importer may not call:
 - ``aws events list-targets-by-rule --rule NAME > NAME.targets.json`` (the rule's name is the file's)
 - ``aws scheduler get-schedule --name NAME > NAME.schedule.json``
 - ``aws lambda get-function-configuration --function-name F > F.lambda.json`` (a Lambda target's variables)
+- ``aws stepfunctions describe-state-machine --state-machine-arn ARN > NAME.state-machine.json``
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from ecsjobs.errors import EcsJobsError
+
+RUN_TASK = "arn:aws:states:::ecs:runTask"
 
 
 class SourceError(EcsJobsError, ValueError):
@@ -29,7 +33,7 @@ class SourceError(EcsJobsError, ValueError):
 class Source:
     """One scheduled thing that runs an ECS task (or a Lambda that does), as the importer maps it."""
 
-    kind: Literal["rule", "schedule"]
+    kind: Literal["rule", "schedule", "state_machine"]
     name: str
     arn: str
     expression: str | None
@@ -42,6 +46,10 @@ class Source:
     group: str = "default"  # Scheduler's schedule group
     managed_by: str | None = None  # a rule another AWS service created and owns
     event_pattern: bool = False  # a rule that reacts to events, not to a schedule
+    definition: dict[str, Any] | None = None  # a state machine's Amazon States Language
+    execution_input: dict[str, Any] | None = None  # what its rule or schedule starts it with
+    starter: Source | None = None  # a state machine: the rule or schedule that starts it
+    starts: str | None = None  # a rule or schedule: the state machine it starts (imported with it)
 
 
 @dataclass
@@ -66,6 +74,15 @@ def from_aws(client: Callable[[str], Any], prefix: str | None = None) -> Sources
     for summary in (s for page in listed for s in page["Schedules"]):
         schedule = scheduler.get_schedule(Name=summary["Name"], GroupName=summary.get("GroupName", "default"))
         found.items.append(_schedule(schedule))
+    states = client("stepfunctions")
+    listed = _pages(states, "list_state_machines")
+    for summary in (m for page in listed for m in page["stateMachines"]):
+        if prefix and not summary["name"].startswith(prefix):
+            continue
+        machine = states.describe_state_machine(stateMachineArn=summary["stateMachineArn"])
+        if RUN_TASK in machine["definition"]:
+            found.items.append(_state_machine(machine, "aws"))
+    _link(found)
     functions = {t["Arn"] for s in found.items for t in s.targets if ":lambda:" in t.get("Arn", "")}
     if functions:
         functions_client = client("lambda")
@@ -93,17 +110,60 @@ def from_files(paths: Iterable[Path]) -> Sources:
             variables = document.get("Environment", {}).get("Variables", {})
             found.lambdas[document["FunctionArn"]] = found.lambdas[document["FunctionName"]] = variables
         elif "definition" in document and "stateMachineArn" in document:
-            raise SourceError(f"{path}: Step Functions state machines are not imported yet")
+            found.items.append(_state_machine(document, str(path)))
         else:
             raise SourceError(
                 f"{path}: not the output of aws events list-rules, list-targets-by-rule, aws scheduler "
-                "get-schedule or aws lambda get-function-configuration"
+                "get-schedule, aws lambda get-function-configuration or stepfunctions describe-state-machine"
             )
     for rule in rules:
         found.items.append(_rule(rule, targets.pop(rule["Name"], [])))
     for name in targets:
         raise SourceError(f"{name}.targets.json: no rule {name!r} in the list-rules output given")
+    _link(found)
     return found
+
+
+def _state_machine(machine: dict[str, Any], origin: str) -> Source:
+    try:
+        definition = json.loads(machine["definition"])
+    except json.JSONDecodeError as err:
+        raise SourceError(f"{origin}: the state machine's definition is not JSON: {err.msg}") from None
+    return Source(
+        kind="state_machine",
+        name=machine["name"],
+        arn=machine["stateMachineArn"],
+        expression=None,
+        targets=(),
+        definition=definition,
+    )
+
+
+def _link(found: Sources) -> None:
+    """A state machine gets the schedule (and execution input) of the rule or schedule that starts it."""
+    machines = {s.arn: i for i, s in enumerate(found.items) if s.kind == "state_machine"}
+    for index, source in enumerate(found.items):
+        started = [t for t in source.targets if t.get("Arn") in machines]
+        if source.kind == "state_machine" or not started:
+            continue
+        target = started[0]
+        machine = found.items[machines[target["Arn"]]]
+        try:
+            execution_input = json.loads(target.get("Input") or "{}")
+        except json.JSONDecodeError:
+            execution_input = {}
+        found.items[machines[target["Arn"]]] = replace(
+            machine,
+            expression=source.expression,
+            enabled=source.enabled,
+            timezone=source.timezone,
+            start=source.start,
+            end=source.end,
+            flexible_window=source.flexible_window,
+            execution_input=execution_input if isinstance(execution_input, dict) else {},
+            starter=source,
+        )
+        found.items[index] = replace(source, starts=machine.name)
 
 
 def _rules(events: Any, prefix: str | None) -> Iterable[dict[str, Any]]:

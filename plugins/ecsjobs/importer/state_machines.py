@@ -1,0 +1,310 @@
+"""Step Functions state machines that run ECS tasks, as multi-step jobs.
+
+``Task`` states with ``arn:aws:states:::ecs:runTask.sync`` become steps; ``Next`` and ``Parallel`` become
+``depends_on``; a ``Map`` over a static list or over the execution input becomes the job's ``matrix``;
+``Retry`` and ``TimeoutSeconds`` the step's retries and timeout; ``$.x`` of the execution input a param
+(its default from the input of the rule that starts the machine). What a job cannot express the same way
+(``Choice``, ``Catch``, ``waitForTaskToken``, paths over earlier states' output) is kept as a comment in the
+job file and listed for review.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from ecsjobs.importer import mapping
+from ecsjobs.importer.mapping import Imported
+from ecsjobs.importer.sources import Source
+from ecsjobs.models import Environment
+
+RUN_TASK = "arn:aws:states:::ecs:runTask"
+_PARAM = re.compile(r"^\$\.([A-Za-z_][A-Za-z0-9_]*)$")
+_MAP_ITEM = ("$$.Map.Item.Value", "$")  # the item, in a Map's ItemSelector or in its processor's states
+_TYPES = {str: "string", bool: "boolean", int: "integer", float: "number", list: "array", dict: "object"}
+
+
+class _Walk:
+    """One pass over the states from ``StartAt``, collecting steps and what the job needs besides them."""
+
+    def __init__(self, env: Environment, imported: Imported, execution_input: dict[str, Any]) -> None:
+        self.env, self.imported, self.execution_input = env, imported, execution_input
+        self.steps: dict[str, dict[str, Any]] = {}
+        self.params: dict[str, dict[str, Any]] = {}
+        self.matrix: dict[str, Any] = {}
+        self.item_axis: str | None = None  # inside a Map: the axis its items are
+        self.selector: dict[str, Any] = {}  # inside a Map: its ItemSelector (the processor's input)
+
+    def chain(self, states: dict[str, Any], start: str, after: list[str], where: str = "") -> list[str]:
+        """Walk ``states`` from ``start``; the steps a following state depends on."""
+        name: str | None = start
+        seen: set[str] = set()
+        while name is not None and name not in seen:
+            seen.add(name)
+            state = states[name]
+            kind = state.get("Type")
+            if kind == "Task":
+                after = self.task(name, state, after, where)
+            elif kind == "Parallel":
+                tails = [
+                    self.chain(b["States"], b["StartAt"], after, f"{where}{name}.") for b in state["Branches"]
+                ]
+                after = [step for tail in tails for step in tail]
+                self.retry_and_catch(name, state, None)
+            elif kind == "Map":
+                after = self.map(name, state, after, where)
+            elif kind == "Choice":
+                self.review(name, "Choice", "a branch on data: the job follows its Default branch", state)
+                name = state.get("Default")
+                continue
+            elif kind in ("Succeed", "Fail"):
+                if kind == "Fail":
+                    self.review(name, "Fail", "the run fails here: a job step fails on its own", state)
+                return after
+            elif kind == "Pass":
+                self.imported.note("approximated", name, "a Pass state: nothing to run")
+            else:  # Wait, and anything newer
+                self.review(name, kind or "?", "no job equivalent: not applied", state)
+            name = None if state.get("End") else state.get("Next")
+        return after
+
+    def task(self, name: str, state: dict[str, Any], after: list[str], where: str) -> list[str]:
+        resource = state.get("Resource", "")
+        if not resource.startswith(RUN_TASK):
+            self.review(name, "Resource", f"{resource} is not an ECS task: not a step", state)
+            return after
+        if resource != f"{RUN_TASK}.sync":
+            how = "waits for a task token" if resource.endswith(".waitForTaskToken") else "does not wait"
+            self.review(name, "Resource", f"{resource} {how}; a step waits for its task to stop", state)
+        step = step_name(name)
+        note_start = len(self.imported.notes)
+        settings = mapping.ecs_settings(
+            self.target(state.get("Parameters", {}), name), self.env, self.imported
+        )
+        for index in range(note_start, len(self.imported.notes)):  # say which state the note is about
+            note = self.imported.notes[index]
+            self.imported.notes[index] = mapping.Note(note.level, f"{name}: {note.what}", note.detail)
+        settings = _resolve(settings)
+        settings.pop("matrix", None)
+        if after:
+            settings["depends_on"] = list(after)
+        self.retry_and_catch(name, state, settings)
+        if state.get("TimeoutSeconds"):
+            settings["timeout"] = f"{int(state['TimeoutSeconds'])}s"
+        for key in ("ResultSelector", "ResultPath", "OutputPath", "InputPath"):
+            if key in state and state[key] not in ("$", None):
+                self.imported.note("approximated", f"{name}.{key}", f"{state[key]!r}: steps pass no output")
+        self.steps[step] = settings
+        return [step]
+
+    def map(self, name: str, state: dict[str, Any], after: list[str], where: str) -> list[str]:
+        processor = state.get("ItemProcessor") or state.get("Iterator")
+        if self.matrix or processor is None:
+            self.review(name, "Map", "a second or nested Map: not applied", state)
+            return after
+        items = state.get("Items", state.get("ItemsPath", "$"))
+        axis = "item"
+        if isinstance(items, list):
+            self.matrix[axis] = items
+        elif isinstance(items, str) and (match := _PARAM.match(items)):
+            axis = match[1]
+            self.param(axis)
+            self.matrix[axis] = f"{{{{ params.{axis} }}}}"
+        else:
+            self.review(
+                name, "ItemsPath", f"{items!r}: items from earlier output; set the matrix by hand", state
+            )
+            return after
+        if self.steps or after or state.get("Next"):
+            self.imported.note(
+                "review", name, "steps outside the Map run once per item too (the matrix is the job's)"
+            )
+        if state.get("MaxConcurrency"):
+            self.imported.note(
+                "approximated", f"{name}.MaxConcurrency", "all items run at once (pool limits apply)"
+            )
+        self.item_axis, self.selector = axis, state.get("ItemSelector") or state.get("Parameters") or {}
+        tails = self.chain(processor["States"], processor["StartAt"], after, f"{where}{name}.")
+        self.item_axis, self.selector = None, {}
+        return tails
+
+    def target(self, parameters: dict[str, Any], state: str) -> dict[str, Any]:
+        """The state's ``Parameters`` in the shape of an EventBridge ECS target, ``.$`` paths resolved."""
+        p = self.paths(parameters, state)
+        vpc = (p.get("NetworkConfiguration") or {}).get("AwsvpcConfiguration")
+        overrides = p.get("Overrides") or {}
+        containers = [
+            {
+                "name": c.get("Name"),
+                **({"command": c["Command"]} if "Command" in c else {}),
+                "environment": [
+                    {"name": e["Name"], "value": str(e["Value"])} for e in c.get("Environment", [])
+                ],
+                **{k.lower(): c[k] for k in ("Cpu", "Memory", "MemoryReservation") if k in c},
+            }
+            for c in overrides.get("ContainerOverrides", [])
+        ]
+        task_input = {
+            "containerOverrides": containers,
+            **{k.lower(): overrides[k] for k in ("Cpu", "Memory") if k in overrides},
+        }
+        for key in sorted(set(overrides) - {"ContainerOverrides", "Cpu", "Memory"}):
+            task_input[key[0].lower() + key[1:]] = overrides[key]
+        cluster = str(p.get("Cluster", self.env.cluster))
+        ecs = {
+            "TaskDefinitionArn": str(p.get("TaskDefinition", "")),
+            **({"LaunchType": p["LaunchType"]} if "LaunchType" in p else {}),
+            "CapacityProviderStrategy": [
+                {"capacityProvider": i.get("CapacityProvider"), "weight": i.get("Weight", 1)}
+                for i in p.get("CapacityProviderStrategy", [])
+            ],
+            **({"NetworkConfiguration": {"awsvpcConfiguration": vpc}} if vpc else {}),
+            **{
+                k: p[k]
+                for k in ("PlatformVersion", "Tags", "Group", "PropagateTags", "EnableExecuteCommand")
+                if k in p
+            },
+        }
+        if not ecs["CapacityProviderStrategy"] and "LaunchType" not in ecs:
+            ecs["LaunchType"] = "EC2" if "CapacityProviderStrategy" in p else "FARGATE"
+        arn = cluster if cluster.startswith("arn:") else f"arn:aws:ecs:::cluster/{cluster}"
+        return {"Arn": arn, "EcsParameters": ecs, "Input": json.dumps(task_input)}
+
+    def paths(self, value: Any, state: str) -> Any:
+        """``"Key.$": "$.x"`` as ``"Key": <template>``, recursively; the template is a placeholder here
+        (:func:`_resolve` makes it Jinja after the mapping, which keeps a source's own braces literal)."""
+        if isinstance(value, list):
+            return [self.paths(item, state) for item in value]
+        if not isinstance(value, dict):
+            return value
+        result = {}
+        for key, item in value.items():
+            if key.endswith(".$") and isinstance(item, str):
+                result[key[:-2]] = self.path(item, state)
+            else:
+                result[key] = self.paths(item, state)
+        return result
+
+    def path(self, path: str, state: str) -> str:
+        """A JSONPath as a placeholder: ``$.x`` of the execution input a param; inside a Map the state input
+        is the item (or what the Map's ``ItemSelector`` makes of it)."""
+        if self.item_axis is not None:
+            axis, selector = self.item_axis, self.selector
+            if path in _MAP_ITEM and not selector:
+                return f"\x00matrix.{axis}\x00"
+            field = path[2:] if _PARAM.match(path) else None
+            if f"{field}.$" in selector:
+                self.item_axis, self.selector = None, {}  # the selector's paths are the Map's own input's
+                outer = "$" if selector[f"{field}.$"] == "$$.Map.Item.Value" else selector[f"{field}.$"]
+                resolved = f"\x00matrix.{axis}\x00" if outer == "$" else self.path(outer, state)
+                self.item_axis, self.selector = axis, selector
+                return resolved
+            if field is not None and not selector:
+                return f"\x00matrix.{axis}.{field}\x00"
+        if match := _PARAM.match(path):
+            self.param(match[1])
+            return f"\x00params.{match[1]}\x00"
+        if path == "$$.Execution.StartTime":
+            self.imported.note("approximated", state, "$$.Execution.StartTime becomes the run's logical date")
+            return "\x00ts\x00"
+        self.imported.note(
+            "review", state, f"{path}: a path over earlier output or context: sent as the text"
+        )
+        return path
+
+    def param(self, name: str) -> None:
+        if name in self.params:
+            return
+        default = self.execution_input.get(name)
+        spec: dict[str, Any] = {
+            "type": _TYPES.get(type(default), "string"),
+            "description": f"The execution input's {name}.",
+        }
+        spec["default"] = "" if default is None else default
+        if default is None:
+            self.imported.note("review", f"param {name}", "no value in the schedule's input: empty until set")
+        self.params[name] = spec
+
+    def retry_and_catch(self, name: str, state: dict[str, Any], settings: dict[str, Any] | None) -> None:
+        retries = state.get("Retry") or []
+        if retries and settings is not None:
+            first = retries[0]
+            settings["retries"] = int(first.get("MaxAttempts", 3))
+            settings["retry_delay"] = f"{int(first.get('IntervalSeconds', 1))}s"
+            errors = sorted({e for r in retries for e in r.get("ErrorEquals", [])})
+            if len(retries) > 1 or errors != ["States.ALL"]:
+                self.imported.note(
+                    "approximated", f"{name}.Retry", f"on {errors}: steps retry per outcome class"
+                )
+            if float(first.get("BackoffRate", 2.0)) != 2.0 or "MaxDelaySeconds" in first:
+                self.imported.note(
+                    "approximated", f"{name}.Retry", "backoff doubles, without a cap, as Airflow's does"
+                )
+        elif retries:
+            self.review(name, "Retry", "a retried Parallel: its steps retry on their own", state)
+        if state.get("Catch"):
+            self.review(
+                name, "Catch", "error routing: a failed step fails the run", {"Catch": state["Catch"]}
+            )
+
+    def review(self, state: str, what: str, detail: str, source: Any) -> None:
+        shown = json.dumps(source, separators=(",", ":"), default=str)
+        self.imported.note("review", f"{state}: {what}", f"{detail} ({shown[:300]})")
+
+
+def map_state_machine(source: Source, env: Environment, imported: Imported) -> dict[str, Any]:
+    """The job keys of a state machine: steps, matrix, params (the schedule is the caller's)."""
+    definition = source.definition or {}
+    walk = _Walk(env, imported, source.execution_input or {})
+    walk.chain(definition.get("States", {}), definition.get("StartAt", ""), [])
+    keys: dict[str, Any] = {}
+    if walk.params:
+        keys["params"] = walk.params
+    if walk.matrix:
+        keys["matrix"] = walk.matrix
+    if not walk.steps:
+        imported.note("review", "States", "no ecs:runTask.sync state: nothing to run")
+        return keys
+    if len(walk.steps) == 1:
+        ((_, settings),) = walk.steps.items()
+        settings.pop("depends_on", None)
+        keys.update(settings)
+    else:
+        keys["steps"] = walk.steps
+    return keys
+
+
+def step_name(state: str) -> str:
+    """A state's step: its name with anything a step name cannot hold as ``_``."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", state)
+
+
+def task_states(definition: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every ``ecs:runTask`` state, in branches and Map processors too."""
+    for name, state in definition.get("States", {}).items():
+        if state.get("Type") == "Task" and str(state.get("Resource", "")).startswith(RUN_TASK):
+            yield name, state
+        for branch in state.get("Branches", []):
+            yield from task_states(branch)
+        if processor := state.get("ItemProcessor") or state.get("Iterator"):
+            yield from task_states(processor)
+
+
+def state_target(parameters: dict[str, Any], env: Environment) -> dict[str, Any]:
+    """A state's ``Parameters`` (no ``.$`` paths left) as an EventBridge ECS target."""
+    return _Walk(env, Imported(Source("state_machine", "", "", None, ()), "", None), {}).target(
+        parameters, ""
+    )
+
+
+def _resolve(value: Any) -> Any:
+    """Placeholders as Jinja: ``\\x00params.x\\x00`` as ``{{ params.x }}``."""
+    if isinstance(value, str):
+        return re.sub("\x00([^\x00]+)\x00", r"{{ \1 }}", value)
+    if isinstance(value, list):
+        return [_resolve(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _resolve(item) for key, item in value.items()}
+    return value
