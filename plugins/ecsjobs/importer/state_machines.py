@@ -37,7 +37,7 @@ class _Walk:
         self.item_axis: str | None = None  # inside a Map: the axis its items are
         self.selector: dict[str, Any] = {}  # inside a Map: its ItemSelector (the processor's input)
 
-    def chain(self, states: dict[str, Any], start: str, after: list[str], where: str = "") -> list[str]:
+    def chain(self, states: dict[str, Any], start: str, after: list[str]) -> list[str]:
         """Walk ``states`` from ``start``; the steps a following state depends on."""
         name: str | None = start
         seen: set[str] = set()
@@ -46,15 +46,13 @@ class _Walk:
             state = states[name]
             kind = state.get("Type")
             if kind == "Task":
-                after = self.task(name, state, after, where)
+                after = self.task(name, state, after)
             elif kind == "Parallel":
-                tails = [
-                    self.chain(b["States"], b["StartAt"], after, f"{where}{name}.") for b in state["Branches"]
-                ]
+                tails = [self.chain(b["States"], b["StartAt"], after) for b in state["Branches"]]
                 after = [step for tail in tails for step in tail]
                 self.retry_and_catch(name, state, None)
             elif kind == "Map":
-                after = self.map(name, state, after, where)
+                after = self.map(name, state, after)
             elif kind == "Choice":
                 self.review(name, "Choice", "a branch on data: the job follows its Default branch", state)
                 name = state.get("Default")
@@ -70,7 +68,7 @@ class _Walk:
             name = None if state.get("End") else state.get("Next")
         return after
 
-    def task(self, name: str, state: dict[str, Any], after: list[str], where: str) -> list[str]:
+    def task(self, name: str, state: dict[str, Any], after: list[str]) -> list[str]:
         resource = state.get("Resource", "")
         if not resource.startswith(RUN_TASK):
             self.review(name, "Resource", f"{resource} is not an ECS task: not a step", state)
@@ -99,7 +97,7 @@ class _Walk:
         self.steps[step] = settings
         return [step]
 
-    def map(self, name: str, state: dict[str, Any], after: list[str], where: str) -> list[str]:
+    def map(self, name: str, state: dict[str, Any], after: list[str]) -> list[str]:
         processor = state.get("ItemProcessor") or state.get("Iterator")
         if self.matrix or processor is None:
             self.review(name, "Map", "a second or nested Map: not applied", state)
@@ -126,7 +124,7 @@ class _Walk:
                 "approximated", f"{name}.MaxConcurrency", "all items run at once (pool limits apply)"
             )
         self.item_axis, self.selector = axis, state.get("ItemSelector") or state.get("Parameters") or {}
-        tails = self.chain(processor["States"], processor["StartAt"], after, f"{where}{name}.")
+        tails = self.chain(processor["States"], processor["StartAt"], after)
         self.item_axis, self.selector = None, {}
         return tails
 
