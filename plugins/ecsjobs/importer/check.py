@@ -214,7 +214,7 @@ def _kinds(definition: dict[str, Any]) -> Iterator[str]:
 
 
 def _source_request(target: dict[str, Any], fire: datetime) -> dict[str, Any]:
-    """What the rule or schedule asked ECS for at ``fire``, in :func:`_essentials`' shape."""
+    """What the rule or schedule asked ECS for at ``fire``, in :func:`_shape`."""
     parameters = target["EcsParameters"]
     time = fire.astimezone(UTC).strftime(EVENT_TIME_FORMAT)
     if "InputTransformer" in target:
@@ -223,34 +223,42 @@ def _source_request(target: dict[str, Any], fire: datetime) -> dict[str, Any]:
         text = fill(transformer["InputTemplate"], {k: time for k, v in paths.items() if v == "$.time"})
     else:
         text = fill(target.get("Input") or "{}", {SCHEDULED_TIME: time})
-    overrides = json.loads(text)
     vpc = (parameters.get("NetworkConfiguration") or {}).get("awsvpcConfiguration")
-    request = {
-        "cluster": target["Arn"].rsplit("/", 1)[-1],
-        "taskDefinition": parameters["TaskDefinitionArn"].rsplit("/", 1)[-1],
-        "launch": _launch(parameters.get("LaunchType"), parameters.get("CapacityProviderStrategy")),
-        "network": _network(vpc, "Subnets", "SecurityGroups", "AssignPublicIp"),
-        "containers": _containers(overrides.get("containerOverrides") or []),
-        "cpu": overrides.get("cpu") and str(overrides["cpu"]),
-        "memory": overrides.get("memory") and str(overrides["memory"]),
-    }
-    return {key: value for key, value in request.items() if value}
+    return _shape(
+        target["Arn"],
+        parameters["TaskDefinitionArn"],
+        _launch(parameters.get("LaunchType"), parameters.get("CapacityProviderStrategy")),
+        _network(vpc, "Subnets", "SecurityGroups", "AssignPublicIp"),
+        json.loads(text),
+    )
 
 
 def _essentials(request: dict[str, Any]) -> dict[str, Any]:
     """The fields of a RunTask request a rule or schedule can set, in one comparable shape."""
-    overrides = request.get("overrides") or {}
     vpc = (request.get("networkConfiguration") or {}).get("awsvpcConfiguration")
-    essentials = {
-        "cluster": request["cluster"].rsplit("/", 1)[-1],
-        "taskDefinition": request["taskDefinition"].rsplit("/", 1)[-1],
-        "launch": _launch(request.get("launchType"), request.get("capacityProviderStrategy")),
-        "network": _network(vpc, "subnets", "securityGroups", "assignPublicIp"),
+    return _shape(
+        request["cluster"],
+        request["taskDefinition"],
+        _launch(request.get("launchType"), request.get("capacityProviderStrategy")),
+        _network(vpc, "subnets", "securityGroups", "assignPublicIp"),
+        request.get("overrides") or {},
+    )
+
+
+def _shape(
+    cluster: str, task_definition: str, launch: str, network: str | None, overrides: dict[str, Any]
+) -> dict[str, Any]:
+    """The comparable request: names rather than ARNs, and only the fields that are set."""
+    shape = {
+        "cluster": cluster.rsplit("/", 1)[-1],
+        "taskDefinition": task_definition.rsplit("/", 1)[-1],
+        "launch": launch,
+        "network": network,
         "containers": _containers(overrides.get("containerOverrides") or []),
         "cpu": overrides.get("cpu") and str(overrides["cpu"]),
         "memory": overrides.get("memory") and str(overrides["memory"]),
     }
-    return {key: value for key, value in essentials.items() if value}
+    return {key: value for key, value in shape.items() if value}
 
 
 def _launch(launch_type: str | None, strategy: list[dict[str, Any]] | None) -> str:
