@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ecsjobs.catalog import Catalog, JobSpec, start_datetime
-from ecsjobs.importer.mapping import SCHEDULED_TIME, fill, job_name
+from ecsjobs.importer.mapping import SCHEDULED_TIME, fill, job_name, target_step
 from ecsjobs.importer.sources import Source
 from ecsjobs.importer.state_machines import state_target, step_name, task_states
 from ecsjobs.render import render_requests
@@ -50,11 +50,11 @@ def compare(source: Source, catalog: Catalog, now: datetime) -> Comparison:
     if source.kind == "state_machine":
         _compare_state_machine(source, spec, catalog, first, result)
         return result
-    target = next((t for t in source.targets if "EcsParameters" in t), None)
-    if target is None:
+    targets = [t for t in source.targets if "EcsParameters" in t]
+    if not targets:
         result.differences.append("its target runs no ECS task itself: compare the job with it by hand")
         return result
-    _compare_request(target, spec, catalog, first, result)
+    _compare_requests(targets, spec, catalog, first, result)
     return result
 
 
@@ -136,22 +136,40 @@ def _eventbridge_fires(expression: str, timezone: str, after: datetime) -> list[
     return fires
 
 
-def _compare_request(
-    target: dict[str, Any], spec: JobSpec, catalog: Catalog, fire: datetime, result: Comparison
+def _compare_requests(
+    targets: list[dict[str, Any]], spec: JobSpec, catalog: Catalog, fire: datetime, result: Comparison
 ) -> None:
+    """One target against the job (its ``TaskCount`` as the tasks per run); several targets, each against the
+    step named by its ``Id``."""
     try:
         rendered = render_requests(spec, catalog.environment, catalog.environment_name, fire, {})
     except ValueError as err:
         result.differences.append(f"the job cannot render its request: {err}")
         return
-    sent = _source_request(target, fire)
-    count = int(target["EcsParameters"].get("TaskCount") or 1)
-    if len(rendered) != count:
-        result.differences.append(f"tasks per run: job {len(rendered)}, source {count}")
-    request = _essentials(rendered[0]["request"])
-    for key in sorted(set(request) | set(sent)):
-        if request.get(key) != sent.get(key):
-            result.differences.append(f"request {key}: job {request.get(key)!r}, source {sent.get(key)!r}")
+    if len(targets) == 1:
+        (target,) = targets
+        count = int(target["EcsParameters"].get("TaskCount") or 1)
+        if len(rendered) != count:
+            result.differences.append(f"tasks per run: job {len(rendered)}, source {count}")
+        _differ(_essentials(rendered[0]["request"]), _source_request(target, fire), "request", result)
+        return
+    steps: dict[str, dict[str, Any]] = {}
+    for entry in rendered:
+        steps.setdefault(entry["step"], _essentials(entry["request"]))
+    for target in targets:
+        step = target_step(target)
+        if step not in steps:
+            result.differences.append(f"target {target.get('Id')}: no step {step} in the job")
+            continue
+        _differ(steps[step], _source_request(target, fire), f"step {step} request", result)
+    for step in sorted(set(steps) - {target_step(t) for t in targets}):
+        result.differences.append(f"step {step}: not a target of the rule")
+
+
+def _differ(ours: dict[str, Any], theirs: dict[str, Any], what: str, result: Comparison) -> None:
+    for key in sorted(set(ours) | set(theirs)):
+        if ours.get(key) != theirs.get(key):
+            result.differences.append(f"{what} {key}: job {ours.get(key)!r}, source {theirs.get(key)!r}")
 
 
 def _compare_state_machine(
@@ -174,20 +192,18 @@ def _compare_state_machine(
         if step not in steps:
             result.differences.append(f"state {name}: no step {step} in the job")
             continue
-        parameters = _with_input(state.get("Parameters", {}), source.execution_input or {})
+        parameters = _with_input(state.get("Parameters", {}), source.execution_input or {}, fire)
         sent = _source_request(state_target(parameters, catalog.environment), fire)
-        for key in sorted(set(steps[step]) | set(sent)):
-            if steps[step].get(key) != sent.get(key):
-                ours, theirs = steps[step].get(key), sent.get(key)
-                result.differences.append(f"step {step} request {key}: job {ours!r}, source {theirs!r}")
+        _differ(steps[step], sent, f"step {step} request", result)
     for step in sorted(set(steps) - {step_name(name) for name in states}):
         result.differences.append(f"step {step}: not a state of the state machine")
 
 
-def _with_input(value: Any, execution_input: dict[str, Any]) -> Any:
-    """``"Key.$": "$.x"`` as ``"Key": <the input's x>``; other paths stay as text."""
+def _with_input(value: Any, execution_input: dict[str, Any], start: datetime) -> Any:
+    """``"Key.$": "$.x"`` as ``"Key": <the input's x>``, ``$$.Execution.StartTime`` as the run's logical date
+    (as the importer maps it: the instant, in Airflow's format); other paths stay as text."""
     if isinstance(value, list):
-        return [_with_input(item, execution_input) for item in value]
+        return [_with_input(item, execution_input, start) for item in value]
     if not isinstance(value, dict):
         return value
     result = {}
@@ -199,8 +215,10 @@ def _with_input(value: Any, execution_input: dict[str, Any]) -> Any:
             and item[2:] in execution_input
         ):
             result[key[:-2]] = execution_input[item[2:]]
+        elif key.endswith(".$") and item == "$$.Execution.StartTime":
+            result[key[:-2]] = start.isoformat()
         else:
-            result[key] = _with_input(item, execution_input)
+            result[key] = _with_input(item, execution_input, start)
     return result
 
 

@@ -85,8 +85,8 @@ def map_source(source: Source, env: Environment, lambdas: dict[str, dict[str, st
 
     job: dict[str, Any] = {"description": _description(source)}
     job.update(_schedule(source, imported, today))
-    steps = [(_step_name(t), ecs_settings(t, env, imported)) for t in ecs]
-    steps += [(_step_name(t), _lambda_settings(t, lambdas, imported)) for t in functions]
+    steps = [(target_step(t), ecs_settings(t, env, imported)) for t in ecs]
+    steps += [(target_step(t), _lambda_settings(t, lambdas, imported)) for t in functions]
     fan_outs = [settings.pop("matrix") for _, settings in steps if "matrix" in settings]
     if fan_outs and len(steps) == 1:
         job["matrix"] = fan_outs[0]
@@ -170,7 +170,8 @@ def _schedule(source: Source, imported: Imported, today: date) -> dict[str, Any]
     return keys
 
 
-def _step_name(target: dict[str, Any]) -> str:
+def target_step(target: dict[str, Any]) -> str:
+    """The step a target of a rule with several targets becomes: named by its ``Id``."""
     return re.sub(r"[^A-Za-z0-9_-]", "_", str(target.get("Id", "run")))
 
 
