@@ -13,16 +13,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 
+from ecsjobs import cli
 from ecsjobs.catalog import Catalog, JobSpec, load_catalog
 from ecsjobs.models import Environment, step_order
 from ecsjobs.render import render_requests
-from local.settings import LOCAL_AWS_PORT
+from local.settings import LOCAL_AWS_PORT, Ports, connections
 
 ROLE = "arn:aws:iam::123456789012:role/legacy-scheduling"
 RUN_TASK_SYNC = "arn:aws:states:::ecs:runTask.sync"
@@ -252,10 +256,11 @@ def _state_variable(item: dict[str, str]) -> dict[str, str]:
     return {"Name": item["name"], "Value": item["value"]}
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m local.legacy", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--endpoint", default=f"http://127.0.0.1:{LOCAL_AWS_PORT}")
+    parser.add_argument("--endpoint", default=f"http://127.0.0.1:{LOCAL_AWS_PORT}", help="the local AWS")
     parser.add_argument("--prefix", default="", help="put before every name created")
+    parser.add_argument("--import", dest="out", metavar="DIR", help="then import them into DIR, and report")
     args = parser.parse_args()
     catalog = load_catalog(environment="local")
     session = boto3.Session(
@@ -264,7 +269,12 @@ def main() -> None:
     created = seed(catalog, lambda kind: session.client(kind, endpoint_url=args.endpoint), args.prefix)
     for kind, name in created:
         print(f"created {kind.replace('_', ' ')} {name}")
+    if not args.out:
+        return 0
+    os.environ.update(connections(Ports(aws=urlsplit(args.endpoint).port or LOCAL_AWS_PORT)))
+    command = ["--env", "local", "import", "--from", "aws", "--prefix", args.prefix, "--out", args.out]
+    return cli.main(command)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -72,8 +72,13 @@ def test_the_shipped_catalog_as_it_ran_before_imports_back_equal(aws, tmp_path, 
         created = legacy.seed(shipped, aws.client, prefix)
         code = main(["--config", str(config), "import", "--from", "aws", "--prefix", prefix])
         report = capsys.readouterr().out
-        checked = main(["--config", str(config), "import", "--from", "aws", "--prefix", prefix, "--check"])
-        gate = capsys.readouterr().out
+        check = ["--config", str(config), "import", "--from", "aws", "--prefix", prefix, "--check"]
+        checked, gate = main(check), capsys.readouterr().out
+        report_file = config / "jobs" / f"{prefix.replace('-', '_')}report_generator.yaml"
+        original = report_file.read_text()
+        report_file.write_text(original.replace("CUSTOMER: globex", "CUSTOMER: initech"))
+        edited, edited_gate = main(check), capsys.readouterr().out
+        report_file.write_text(original)
     finally:
         _remove(aws, prefix)
 
@@ -82,6 +87,7 @@ def test_the_shipped_catalog_as_it_ran_before_imports_back_equal(aws, tmp_path, 
     assert code == 0, report
     assert report.splitlines()[-1] == "18 sources: 14 jobs, 0 to review, 4 skipped", report
     assert checked == 0, gate  # the cutover gate agrees
+    assert edited == 1 and "step globex request containers: job" in edited_gate, edited_gate  # per target
     imported = load_catalog(config, "local")
     stem = prefix.replace("-", "_")
     assert sorted(name.removeprefix(stem) for name in imported.jobs) == scheduled

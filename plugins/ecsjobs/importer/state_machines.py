@@ -78,9 +78,7 @@ class _Walk:
             self.review(name, "Resource", f"{resource} {how}; a step waits for its task to stop", state)
         step = step_name(name)
         note_start = len(self.imported.notes)
-        settings = mapping.ecs_settings(
-            self.target(state.get("Parameters", {}), name), self.env, self.imported
-        )
+        settings = mapping.ecs_settings(self.target(state.get("Parameters", {})), self.env, self.imported)
         for index in range(note_start, len(self.imported.notes)):  # say which state the note is about
             note = self.imported.notes[index]
             self.imported.notes[index] = mapping.Note(note.level, f"{name}: {note.what}", note.detail)
@@ -128,9 +126,9 @@ class _Walk:
         self.item_axis, self.selector = None, {}
         return tails
 
-    def target(self, parameters: dict[str, Any], state: str) -> dict[str, Any]:
+    def target(self, parameters: dict[str, Any]) -> dict[str, Any]:
         """The state's ``Parameters`` in the shape of an EventBridge ECS target, ``.$`` paths resolved."""
-        p = self.paths(parameters, state)
+        p = self.paths(parameters)
         vpc = (p.get("NetworkConfiguration") or {}).get("AwsvpcConfiguration")
         overrides = p.get("Overrides") or {}
         containers = [
@@ -170,22 +168,22 @@ class _Walk:
         arn = cluster if cluster.startswith("arn:") else f"arn:aws:ecs:::cluster/{cluster}"
         return {"Arn": arn, "EcsParameters": ecs, "Input": json.dumps(task_input)}
 
-    def paths(self, value: Any, state: str) -> Any:
+    def paths(self, value: Any) -> Any:
         """``"Key.$": "$.x"`` as ``"Key": <template>``, recursively; the template is a placeholder here
         (:func:`_resolve` makes it Jinja after the mapping, which keeps a source's own braces literal)."""
         if isinstance(value, list):
-            return [self.paths(item, state) for item in value]
+            return [self.paths(item) for item in value]
         if not isinstance(value, dict):
             return value
         result = {}
         for key, item in value.items():
             if key.endswith(".$") and isinstance(item, str):
-                result[key[:-2]] = self.path(item, state)
+                result[key[:-2]] = self.path(item)
             else:
-                result[key] = self.paths(item, state)
+                result[key] = self.paths(item)
         return result
 
-    def path(self, path: str, state: str) -> str:
+    def path(self, path: str) -> str:
         """A JSONPath as a placeholder: ``$.x`` of the execution input a param; inside a Map the state input
         is the item (or what the Map's ``ItemSelector`` makes of it)."""
         if self.item_axis is not None:
@@ -196,7 +194,7 @@ class _Walk:
             if f"{field}.$" in selector:
                 self.item_axis, self.selector = None, {}  # the selector's paths are the Map's own input's
                 outer = "$" if selector[f"{field}.$"] == "$$.Map.Item.Value" else selector[f"{field}.$"]
-                resolved = f"\x00matrix.{axis}\x00" if outer == "$" else self.path(outer, state)
+                resolved = f"\x00matrix.{axis}\x00" if outer == "$" else self.path(outer)
                 self.item_axis, self.selector = axis, selector
                 return resolved
             if field is not None and not selector:
@@ -205,11 +203,9 @@ class _Walk:
             self.param(match[1])
             return f"\x00params.{match[1]}\x00"
         if path == "$$.Execution.StartTime":
-            self.imported.note("approximated", state, "$$.Execution.StartTime becomes the run's logical date")
+            self.imported.note("approximated", path, "becomes the run's logical date")
             return "\x00ts\x00"
-        self.imported.note(
-            "review", state, f"{path}: a path over earlier output or context: sent as the text"
-        )
+        self.imported.note("review", path, "a path over earlier output or context: sent as the text")
         return path
 
     def param(self, name: str) -> None:
@@ -292,9 +288,7 @@ def task_states(definition: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any
 
 def state_target(parameters: dict[str, Any], env: Environment) -> dict[str, Any]:
     """A state's ``Parameters`` (no ``.$`` paths left) as an EventBridge ECS target."""
-    return _Walk(env, Imported(Source("state_machine", "", "", None, ()), "", None), {}).target(
-        parameters, ""
-    )
+    return _Walk(env, Imported(Source("state_machine", "", "", None, ()), "", None), {}).target(parameters)
 
 
 def _resolve(value: Any) -> Any:
