@@ -115,13 +115,16 @@ def ecs(aws: LocalServer):
 
 @pytest.fixture
 def config_dir(tmp_path: Path) -> Path:
-    """A catalog folder for one test: the shipped environments, no defaults, no jobs yet. Steps resume as
-    soon as their task stops: ``dag.test()`` has no executor whose stale events ``resume_delay`` outwaits.
-    Waits poll (no ``task_events``): ``dag.test()`` runs each trigger in an event loop of its own and closes
-    it when the trigger fires, which abandons the events listener's long poll, and SQS then hides the next
-    step's STOPPED event for the visibility timeout. A triggerer's loop lives on and its poller lingers until
-    the long poll returns (``tests/test_task_events.py``; the tier runs steps in event mode)."""
+    """A catalog folder for one test: the shipped environments and prices, no defaults, no jobs yet.
+
+    Steps resume as soon as their task stops: ``dag.test()`` has no executor whose stale events
+    ``resume_delay`` outwaits. Waits poll (no ``task_events``): ``dag.test()`` runs each trigger in an event
+    loop of its own and closes it when the trigger fires, which abandons the events listener's long poll, and
+    SQS then hides the next step's STOPPED event for the visibility timeout. A triggerer's loop lives on and
+    its poller lingers until the long poll returns (``tests/test_task_events.py``; the tier runs steps in
+    event mode)."""
     shutil.copytree(REPO / "config" / "environments", tmp_path / "environments")
+    shutil.copy(REPO / "config" / "prices.yaml", tmp_path / "prices.yaml")
     local = tmp_path / "environments" / "local.yaml"
     text, found = re.subn(r"(?m)^task_events:.*\n(?:[ #].*\n)*", "", local.read_text())
     assert found == 1, "the shipped local environment turns task events on"

@@ -79,6 +79,8 @@ def test_a_final_failure_alerts_with_every_field(run_job, slack, aws):
     assert fields["ECS task"] == task["taskArn"]
     assert fields["Launch"] == "fargate"
     assert fields["Duration"].startswith("0:00:0")
+    cost = "$0.0008 (estimate)\n1 vCPU, 2 GB, x86_64, 60 s billed on fargate"
+    assert fields["Estimated cost"] == cost
     text = _texts(message)
     task_id = task["taskArn"].rsplit("/", 1)[-1]
     assert "|Airflow task log>" in text and "fail_alert" in text.split("|Airflow task log>")[0]
@@ -88,6 +90,8 @@ def test_a_final_failure_alerts_with_every_field(run_job, slack, aws):
     assert _metric(aws, "fail_alert", "Failed") == 1
     (record,) = _audit(aws, "fail_alert")
     assert record | {"exit_code": 3, "outcome": "application_failure", "final": True} == record
+    assert record | {"capacity": "fargate", "billed_seconds": 60, "vcpu": 1, "memory_gb": 2} == record
+    assert record["estimated_cost"] == pytest.approx(_metric(aws, "fail_alert", "EstimatedCost"))
 
 
 def test_a_timeout_alerts_as_a_timeout(run_job, slack):
@@ -284,6 +288,8 @@ def test_a_pipeline_publishes_its_totals_without_hiding_a_failed_step(
         _metric(aws, "two_steps", "Failed", step="pipeline"),
         _metric(aws, "two_steps", "Succeeded", step="pipeline"),
     ) == (1, 0)
+    steps = [_metric(aws, "two_steps", "EstimatedCost", step=step) for step in ("extract", "load")]
+    assert _metric(aws, "two_steps", "EstimatedCost", step="pipeline") == pytest.approx(sum(steps))
 
 
 def test_each_step_links_to_its_ecs_task_and_log_stream(run_job, aws):

@@ -58,7 +58,7 @@ def _files(root: Path) -> set[str]:
 def test_the_bundle_holds_what_mwaa_syncs(built: mwaa.Bundle, prod):
     assert {p.name for p in built.root.iterdir()} == {"dags", "plugins.zip", "requirements.txt", "startup.sh"}
     dag_files = {p.name for p in (REPO / "dags").glob("*.py")}
-    catalog_files = {"catalog/defaults.yaml", "catalog/environments/prod.yaml"}
+    catalog_files = {"catalog/defaults.yaml", "catalog/environments/prod.yaml", "catalog/prices.yaml"}
     catalog_files |= {f"catalog/jobs/{spec.source.name}" for spec in prod.jobs.values()}
     assert _files(built.dags) == dag_files | catalog_files | {".airflowignore"}
     assert (built.dags / ".airflowignore").read_text() == "catalog/\n"

@@ -213,7 +213,7 @@ def test_saved_queries_read_the_jobs_log_groups_and_summary_fields(config: Path,
         assert commands[0].startswith("fields ") and all(c.startswith("| ") for c in commands[1:])
 
 
-def test_dashboard_has_duration_records_and_errors_of_every_step_per_job(config: Path, env_name: str):
+def test_dashboard_has_duration_records_errors_and_cost_of_every_step_per_job(config: Path, env_name: str):
     (config / "jobs" / "report.yaml").write_text(SINGLE.format(family="report-generator"))
     board = desired_dashboard(load_catalog(config, env_name))
 
@@ -222,17 +222,20 @@ def test_dashboard_has_duration_records_and_errors_of_every_step_per_job(config:
         "etl: duration (s)",
         "etl: records",
         "etl: errors",
+        "etl: estimated cost (USD)",
         "report: duration (s)",
         "report: records",
         "report: errors",
+        "report: estimated cost (USD)",
     ]
     etl_duration = metric_widgets[0]["properties"]
     assert etl_duration["metrics"] == [
         [f"BatchJobs/{env_name}", "Duration", "Job", "etl", "Step", s, "Environment", env_name, {"label": s}]
         for s in ("extract", "load")
     ]
-    assert [w["properties"]["stat"] for w in metric_widgets[:3]] == ["Maximum", "Sum", "Sum"]
-    assert {(w["x"], w["y"]) for w in metric_widgets} == {(x, y) for x in (0, 8, 16) for y in (2, 8)}
+    assert [w["properties"]["stat"] for w in metric_widgets[:4]] == ["Maximum", "Sum", "Sum", "Sum"]
+    assert metric_widgets[3]["properties"]["metrics"][0][1] == "EstimatedCost"
+    assert {(w["x"], w["y"]) for w in metric_widgets} == {(x, y) for x in (0, 6, 12, 18) for y in (2, 8)}
 
 
 @pytest.mark.integration  # a subprocess
@@ -264,7 +267,7 @@ def test_sync_creates_everything_and_a_second_run_changes_nothing(aws, config: P
     assert {"Key": "ecsjobs:managed-by", "Value": "ecsjobs"} in tags
     assert {"Key": "ecsjobs:environment", "Value": env_name} in tags
     board = json.loads(cloudwatch.get_dashboard(DashboardName=f"batch-jobs-{env_name}")["DashboardBody"])
-    assert len(board["widgets"]) == 4  # the header and the etl row
+    assert len(board["widgets"]) == 5  # the header and the etl row
     saved = queries(logs, env_name)
     assert saved[f"ecsjobs/{env_name}/etl/slowest-runs"]["logGroupNames"] == ["/batch-jobs/audit"]
 
@@ -307,7 +310,7 @@ def test_dry_run_prints_each_change_and_writes_nothing(aws, config: Path, env_na
     assert f"+ alarm ecsjobs/{env_name}/new/run/errors: Errors Sum > 0 in 300 s" in out
     assert f"- query ecsjobs/{env_name}/gone/slowest-runs" in out
     assert f"+ query ecsjobs/{env_name}/new/records-per-run" in out
-    assert f"~ dashboard batch-jobs-{env_name}: 7 -> 7 widgets (2 job(s))" in out
+    assert f"~ dashboard batch-jobs-{env_name}: 9 -> 9 widgets (2 job(s))" in out
     assert "5 to create, 3 to update, 5 to delete, 8 unchanged" in out
     assert "Dry run: nothing was changed." in out
     assert alarms(cloudwatch, env_name)[errors_alarm]["Threshold"] == 7.0

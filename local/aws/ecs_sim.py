@@ -163,6 +163,15 @@ class SimTask(ecs_models.Task):
         self.containers = [SimContainer(self, d) for d in task_definition.container_definitions]
         self.cpu = self.overrides.get("cpu") or task_definition.cpu
         self.memory = self.overrides.get("memory") or task_definition.memory
+        # As ECS describes a task: its CPU architecture as an attribute, its ephemeral storage (Fargate: 20
+        # GiB unless the task definition or the overrides ask for more).
+        platform = task_definition.runtime_platform or {}
+        self.attributes = [
+            {"name": "ecs.cpu-architecture", "value": platform.get("cpuArchitecture", "X86_64").lower()}
+        ]
+        self.ephemeral_storage = (
+            self.overrides.get("ephemeralStorage") or task_definition.ephemeral_storage or {"sizeInGiB": 20}
+        )
         self.availability_zone = self._availability_zone()
         self.client_token: str | None = None
         self.scenario: dict[str, Any] = {}

@@ -94,6 +94,7 @@ def step_message(event: str, channel: str, run: StepRun, note: str | None = None
         "ECS task": run.task_arn or "none (RunTask started no task)",
         "Launch": launch,
         "Duration": _duration(run.duration_seconds),
+        "Estimated cost": run.cost.text() if run.cost else "-",
     }
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},

@@ -32,6 +32,7 @@ from typing import Any
 
 from ecsjobs.catalog import Catalog, CatalogError
 from ecsjobs.errors import EcsJobsError
+from ecsjobs.prices import PRICES_FILE
 
 REPO = Path(__file__).resolve().parents[2]
 CATALOG_FOLDER = "catalog"  # dags/catalog/
@@ -105,8 +106,9 @@ def build(catalog: Catalog, config_dir: Path, out: Path) -> Bundle:
     catalog_dir = bundle.dags / CATALOG_FOLDER
     env_file = Path("environments") / f"{catalog.environment_name}.yaml"
     sources = [config_dir / env_file, *(spec.source for spec in catalog.jobs.values())]
-    if (config_dir / "defaults.yaml").exists():
-        sources.append(config_dir / "defaults.yaml")
+    for optional in ("defaults.yaml", PRICES_FILE):
+        if (config_dir / optional).exists():
+            sources.append(config_dir / optional)
     for source in sources:
         target = catalog_dir / source.relative_to(config_dir)
         target.parent.mkdir(parents=True, exist_ok=True)

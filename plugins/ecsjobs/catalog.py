@@ -34,6 +34,7 @@ from ecsjobs.models import (
     fargate_size_error,
     step_order,
 )
+from ecsjobs.prices import PRICES_FILE, Prices
 from ecsjobs.schedules import ScheduleError, parse_schedule
 from ecsjobs.yamlfile import YamlDocument, YamlFileError, load_yaml
 
@@ -135,6 +136,7 @@ class Catalog:
     environment: Environment
     jobs: dict[str, JobSpec]
     broken: dict[Path, list[Problem]] = field(default_factory=dict)
+    prices: Prices | None = None  # config/prices.yaml: without it (or the region in it), runs are not costed
 
 
 def config_dir() -> Path:
@@ -170,6 +172,7 @@ def load_catalog(
     else:
         env_doc = _read(env_path, problems)
         env = _validate(Environment, env_doc, problems) if env_doc else None
+    prices = _prices(directory, problems)
     if problems or env is None or defaults is None:
         raise CatalogError(problems)
 
@@ -182,7 +185,21 @@ def load_catalog(
             broken[path] = job_problems
         else:
             jobs[spec.id] = spec
-    return Catalog(environment, env, jobs, broken)
+    return Catalog(environment, env, jobs, broken, prices)
+
+
+def load_prices(directory: Path) -> Prices | None:
+    """``prices.yaml`` of the config folder (None if there is none); a problem in it raises."""
+    problems: list[Problem] = []
+    prices = _prices(directory, problems)
+    if problems:
+        raise CatalogError(problems)
+    return prices
+
+
+def _prices(directory: Path, problems: list[Problem]) -> Prices | None:
+    doc = _read(directory / PRICES_FILE, problems, optional=True)
+    return _validate(Prices, doc, problems) if doc else None
 
 
 def environment_problems(directory: Path) -> dict[Path, list[Problem]]:

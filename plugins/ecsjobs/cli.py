@@ -26,7 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from ecsjobs.catalog import Catalog, CatalogError, config_dir, environment_problems, load_catalog, report
+from ecsjobs.cost import pricing_for
 from ecsjobs.errors import EcsJobsError
+from ecsjobs.prices import PRICES_FILE
 from ecsjobs.schema import schema_dir, schemas, write_schemas
 
 
@@ -81,6 +83,12 @@ def main(argv: list[str] | None = None) -> int:
     importer.add_argument(
         "--check", action="store_true", help="write nothing: compare each source with its catalog job"
     )
+    prices = commands.add_parser("prices", help="refresh config/prices.yaml from the AWS Price List")
+    prices.add_argument("--refresh", action="store_true", required=True, help="read the price list, rewrite")
+    prices.add_argument("--region", action="append", required=True, help="a region to refresh (repeatable)")
+    prices.add_argument(
+        "--offer", help="the AmazonECS bulk offer file (path or URL; default: AWS's URL for the region)"
+    )
     args = parser.parse_args(argv)
 
     directory = args.config or config_dir()
@@ -106,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
             return policy_command(load_catalog(directory, args.env or "prod"), args.out, args.importer)
         if args.command == "import":
             return _import(directory, args)
+        if args.command == "prices":
+            from ecsjobs.prices import refresh_command
+
+            return refresh_command(directory, args.region, args.offer)
         return _schema(directory, args.check)
     except CatalogError as err:
         print(err, file=sys.stderr)
@@ -141,6 +153,9 @@ def _validate(directory: Path, environment: str | None) -> int:
         print(f"{count} problem(s) in {len(broken)} file(s)", file=sys.stderr)
         return 1
     print(f"{len(catalog.jobs)} job(s) valid in environment {catalog.environment_name!r}")
+    if pricing_for(catalog.prices, catalog.environment) is None:
+        region = catalog.environment.region
+        print(f"note: no prices for {region} in {directory / PRICES_FILE}: runs are not costed")
     return 0
 
 

@@ -14,6 +14,7 @@ from airflow.sdk import DAG, AsyncCallback, DeadlineAlert, DeadlineReference, Pa
 
 from ecsjobs.alerts import DEFAULT_EVENTS, Route, StepAlertNotifier, run_late
 from ecsjobs.catalog import Catalog, JobSpec, Problem, param_schema, start_datetime
+from ecsjobs.cost import pricing_for
 from ecsjobs.matrix import MatrixOperator
 from ecsjobs.metrics import EcsJobMetricsOperator
 from ecsjobs.models import Environment, Step, StepSettings, pool_name, step_order
@@ -36,9 +37,10 @@ def build_dags(catalog: Catalog, register: bool = True) -> dict[str, DAG]:
     the DAG file and take all the jobs' DAGs with it.
     """
     dags = {}
+    pricing = pricing_for(catalog.prices, catalog.environment)
     for job_id, spec in list(catalog.jobs.items()):
         try:
-            dag = build_dag(spec, catalog.environment, catalog.environment_name, register)
+            dag = build_dag(spec, catalog.environment, catalog.environment_name, register, pricing)
             dag.validate()
         except Exception as error:
             del catalog.jobs[job_id]
@@ -49,7 +51,10 @@ def build_dags(catalog: Catalog, register: bool = True) -> dict[str, DAG]:
     return dags
 
 
-def build_dag(spec: JobSpec, env: Environment, env_name: str, register: bool = True) -> DAG:
+def build_dag(
+    spec: JobSpec, env: Environment, env_name: str, register: bool = True, pricing: dict | None = None
+) -> DAG:
+    """The job's DAG; ``pricing`` (``ecsjobs.cost.pricing_for``) lets its steps estimate what runs cost."""
     job = spec.job
     with DAG(
         auto_register=register,
@@ -74,11 +79,11 @@ def build_dag(spec: JobSpec, env: Environment, env_name: str, register: bool = T
 
             @task_group(group_id="each")
             def each(combination):
-                return _steps(spec, env, env_name, matrix=combination)
+                return _steps(spec, env, env_name, pricing, matrix=combination)
 
             steps = each.expand(combination=combinations.output)
         else:
-            steps = _steps(spec, env, env_name)
+            steps = _steps(spec, env, env_name, pricing)
         if len(spec.steps) > 1:
             totals = EcsJobMetricsOperator(
                 task_id="pipeline_metrics",
@@ -92,7 +97,9 @@ def build_dag(spec: JobSpec, env: Environment, env_name: str, register: bool = T
     return dag
 
 
-def _steps(spec: JobSpec, env: Environment, env_name: str, matrix: Any = None) -> list[EcsJobOperator]:
+def _steps(
+    spec: JobSpec, env: Environment, env_name: str, pricing: dict | None, matrix: Any = None
+) -> list[EcsJobOperator]:
     """The job's steps in dependency order; returns its last ones (those nothing depends on)."""
     tasks: dict[str, EcsJobOperator] = {}
     graph = {name: step.depends_on for name, step in spec.steps.items()}
@@ -103,6 +110,7 @@ def _steps(spec: JobSpec, env: Environment, env_name: str, matrix: Any = None) -
             matrix=matrix,
             **step_kwargs(step, env, spec.id),
             **signal_kwargs(step, env, env_name),
+            pricing=pricing,
         )
         for upstream in graph[name]:
             tasks[upstream] >> tasks[name]

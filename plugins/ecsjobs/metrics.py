@@ -36,6 +36,7 @@ SUCCEEDED = "Succeeded"
 FAILED = "Failed"
 SPOT_INTERRUPTIONS = "SpotInterruptions"
 ON_DEMAND_FALLBACKS = "OnDemandFallbacks"
+ESTIMATED_COST = "EstimatedCost"  # USD, at the pinned prices (``ecsjobs.cost``)
 UNITS = {
     DURATION: "Seconds",
     RECORDS: "Count",
@@ -44,6 +45,7 @@ UNITS = {
     FAILED: "Count",
     SPOT_INTERRUPTIONS: "Count",
     ON_DEMAND_FALLBACKS: "Count",
+    ESTIMATED_COST: "None",  # CloudWatch has no currency unit
 }
 PIPELINE_STEP = "pipeline"  # the Step dimension of a pipeline's totals
 
@@ -82,7 +84,7 @@ def metric_data(job: str, step: str, environment: str, values: dict[str, float |
 
 
 def step_metric_data(run: StepRun) -> list[dict[str, Any]]:
-    """One PutMetricData batch for a step run: duration, records, errors, result, Spot loss, fallback."""
+    """One PutMetricData batch for a step run: duration, records, errors, result, Spot, fallback, cost."""
     return metric_data(
         run.job,
         run.step,
@@ -98,6 +100,7 @@ def step_metric_data(run: StepRun) -> list[dict[str, Any]]:
                 run.outcome is OutcomeClass.INFRASTRUCTURE_LOSS and run.launch in SPOT_LAUNCHES
             ),
             ON_DEMAND_FALLBACKS: float(run.fallback),
+            ESTIMATED_COST: run.cost.usd if run.cost else None,
         },
     )
 
@@ -198,6 +201,7 @@ class EcsJobMetricsOperator(BaseOperator):
             "records": _sum(run.get("records") for run in runs),
             "errors": _sum(run.get("errors") for run in runs),
             "failed_steps": sum(1 for run in runs if run.get("outcome") != "succeeded"),
+            "estimated_cost": _sum(run.get("estimated_cost") for run in runs),
         }
         values = {
             DURATION: totals["duration_seconds"],
@@ -205,6 +209,7 @@ class EcsJobMetricsOperator(BaseOperator):
             ERRORS: totals["errors"],
             SUCCEEDED: float(totals["failed_steps"] == 0),
             FAILED: float(totals["failed_steps"] > 0),
+            ESTIMATED_COST: totals["estimated_cost"],
         }
         self.log.info("Pipeline totals: %s", json.dumps(totals))
         data = metric_data(ti.dag_id, self.step_name, self.environment, values)

@@ -202,6 +202,12 @@ class Environment(Strict):
         default=None,
         description="EC2 on-demand capacity provider; without it `ec2` steps use the EC2 launch type.",
     )
+    ec2_vcpu_hour: float | None = Field(
+        default=None,
+        gt=0,
+        description="USD per vCPU-hour of the cluster's EC2 capacity, to estimate what a step on EC2 costs "
+        "(its share by vCPU); without it EC2 runs are reported as EC2 capacity, not priced.",
+    )
     poll_interval: Duration = Field(
         default=timedelta(seconds=15), description="How often waiting steps ask ECS for their task's state."
     )

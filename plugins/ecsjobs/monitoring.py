@@ -35,6 +35,7 @@ from ecsjobs.metrics import (
     DEFAULT_RECORDS_FIELD,
     DURATION,
     ERRORS,
+    ESTIMATED_COST,
     FAILED,
     RECORDS,
     dimensions,
@@ -241,7 +242,7 @@ def _query(comment: str, *commands: str) -> str:
 
 
 def desired_dashboard(catalog: Catalog) -> dict[str, Any]:
-    """One dashboard: a row per job with its steps' duration, records processed and errors."""
+    """One dashboard: a row per job with its steps' duration, records processed, errors and estimated cost."""
     env, env_name = catalog.environment, catalog.environment_name
     widgets: list[dict[str, Any]] = [
         {
@@ -260,6 +261,7 @@ def desired_dashboard(catalog: Catalog) -> dict[str, Any]:
         (DURATION, "Maximum", "duration (s)"),
         (RECORDS, "Sum", "records"),
         (ERRORS, "Sum", "errors"),
+        (ESTIMATED_COST, "Sum", "estimated cost (USD)"),
     ]
     for row, (job_id, spec) in enumerate(sorted(catalog.jobs.items())):
         for column, (metric, stat, label) in enumerate(panels):
@@ -275,9 +277,9 @@ def desired_dashboard(catalog: Catalog) -> dict[str, Any]:
             widgets.append(
                 {
                     "type": "metric",
-                    "x": column * 8,
+                    "x": column * 6,
                     "y": 2 + row * 6,
-                    "width": 8,
+                    "width": 6,
                     "height": 6,
                     "properties": {
                         "title": f"{job_id}: {label}",

@@ -35,6 +35,7 @@ from botocore.exceptions import ClientError
 from ecsjobs import audit, aws, metrics, provider
 from ecsjobs.alerts import LATE_FACTOR, Route, step_message
 from ecsjobs.aws import BOTOCORE_CONFIG, is_transient
+from ecsjobs.cost import Estimate, estimate
 from ecsjobs.errors import StepFailed, StepFailedFinally
 from ecsjobs.history import LAUNCH_TAG, TRY_TAG, started_by_for, tag, tasks_of, try_of
 from ecsjobs.links import EcsTaskLink, EcsTaskLogsLink, log_stream_url
@@ -53,7 +54,7 @@ from ecsjobs.outcome import (
 from ecsjobs.poller import DEFAULT_RECONCILE_INTERVAL
 from ecsjobs.retries import ADOPTION_RESERVE, Decision, Tries, decide, lost_result_was_final, on_demand
 from ecsjobs.steprun import StepRun, task_duration, task_stopped_at
-from ecsjobs.taskdefs import essential_containers
+from ecsjobs.taskdefs import definition, essential_containers
 from ecsjobs.templating import with_run_dates
 from ecsjobs.triggers import EcsTaskWaitTrigger
 
@@ -93,6 +94,8 @@ class EcsJobOperator(EcsRunTaskOperator):
     :param logs_insights_query: read records and errors with this Logs Insights query instead.
     :param expected_duration: how long the step usually runs; past 1.5x of it, ``late_alert`` is sent.
     :param late_alert: where the "running late" alert goes (None sends none).
+    :param pricing: the region's prices (``ecsjobs.cost.pricing_for``) to estimate what each run cost; None
+        estimates nothing.
     :param retries: the step's retry budget; Airflow gets ``ADOPTION_RESERVE`` more, which only adoption uses.
     """
 
@@ -123,6 +126,7 @@ class EcsJobOperator(EcsRunTaskOperator):
         logs_insights_query: str | None = None,
         expected_duration: timedelta | None = None,
         late_alert: Route | None = None,
+        pricing: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("botocore_config", BOTOCORE_CONFIG)
@@ -148,6 +152,7 @@ class EcsJobOperator(EcsRunTaskOperator):
         self.logs_insights_query = logs_insights_query
         self.expected_duration = expected_duration
         self.late_alert = late_alert
+        self.pricing = pricing
         self.started_by: str | None = None
         self.client_token: str | None = None
         self.step_run: StepRun | None = None  # this try's result, for the alert callbacks
@@ -485,6 +490,7 @@ class EcsJobOperator(EcsRunTaskOperator):
         return StepRun.of(
             context,
             outcome,
+            cost=self._estimate(task),
             task_arn=self.arn,
             environment=self.environment,
             launch=launch,
@@ -497,6 +503,19 @@ class EcsJobOperator(EcsRunTaskOperator):
             last_lines=list(lines),
             log_url=getattr(context["ti"], "log_url", None),
             logs_console_url=logs_url,
+        )
+
+    def _estimate(self, task: dict[str, Any] | None) -> Estimate | None:
+        """What the task cost, at the pinned prices; the task definition (already described to judge the
+        outcome) gives the architecture and storage when the task does not."""
+        if not (self.pricing and task and task.get("stoppedAt")):
+            return None
+        described = definition(self.client, task)
+        return estimate(
+            task,
+            self.pricing,
+            described and described.cpu_architecture,
+            described and described.storage_gib,
         )
 
     def _counts(self, output: Any, task: dict[str, Any] | None) -> tuple[Any, Any]:

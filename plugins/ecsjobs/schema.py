@@ -13,11 +13,13 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from ecsjobs.models import Environment, Job, JobSettings
+from ecsjobs.prices import Prices
 
 FILES: dict[str, type[BaseModel]] = {
     "job.schema.json": Job,
     "defaults.schema.json": JobSettings,
     "environment.schema.json": Environment,
+    "prices.schema.json": Prices,
 }
 
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ecsjobs.outcome import Outcome, OutcomeClass
+
+if TYPE_CHECKING:
+    from ecsjobs.cost import Estimate
 
 
 @dataclass
@@ -19,6 +22,7 @@ class StepRun:
     :param max_tries: the step's own tries less one, without the adoption reserve (``ecsjobs.operators``).
     :param adopted_from: the earlier try whose ECS task's result this try took as its own, because Airflow
         had lost that try (``ecsjobs.operators``); None when this try ran its own task.
+    :param cost: what the task is estimated to have cost (``ecsjobs.cost``); None when it is not priced.
     """
 
     environment: str
@@ -42,6 +46,7 @@ class StepRun:
     errors: float | None
     final: bool
     adopted_from: int | None = None
+    cost: Estimate | None = None
     # Not part of the audit record: what an alert shows besides it, and whether an earlier try that Airflow
     # lost had already reported (and alerted) this result.
     last_lines: list[str] = field(default_factory=list, repr=False)
@@ -54,11 +59,12 @@ class StepRun:
         return self.outcome is OutcomeClass.SUCCEEDED
 
     def record(self) -> dict[str, Any]:
-        """The audit record: one flat JSON object."""
+        """The audit record: one flat JSON object (the cost's fields beside the others)."""
         data = asdict(self)
-        for name in ("last_lines", "log_url", "logs_console_url", "reported_before"):
+        for name in ("last_lines", "log_url", "logs_console_url", "reported_before", "cost"):
             data.pop(name)
         data["outcome"] = self.outcome.value if self.outcome else None
+        data.update(self.cost.fields() if self.cost else {"estimated_cost": None})
         return data
 
     @classmethod
@@ -88,14 +94,15 @@ def task_duration(task: dict[str, Any] | None) -> float | None:
     """Seconds the task ran (``startedAt`` to ``stoppedAt``); None if it never started."""
     if not task or not task.get("startedAt") or not task.get("stoppedAt"):
         return None
-    started, stopped = (_moment(task[key]) for key in ("startedAt", "stoppedAt"))
+    started, stopped = (moment(task[key]) for key in ("startedAt", "stoppedAt"))
     return round((stopped - started).total_seconds(), 3)
 
 
 def task_stopped_at(task: dict[str, Any] | None) -> datetime | None:
     """When the task stopped, None if it has not (or is unknown)."""
-    return _moment(task["stoppedAt"]) if task and task.get("stoppedAt") else None
+    return moment(task["stoppedAt"]) if task and task.get("stoppedAt") else None
 
 
-def _moment(value: str | datetime) -> datetime:
+def moment(value: str | datetime) -> datetime:
+    """A DescribeTasks time: a datetime from boto3, ISO 8601 text once it went through a trigger event."""
     return value if isinstance(value, datetime) else datetime.fromisoformat(value)

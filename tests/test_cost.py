@@ -1,0 +1,203 @@
+"""Cost per step run (``ecsjobs.cost``): estimated from what the local ECS describes of tasks that ran on
+Fargate, Fargate Spot, ARM and EC2, at the pinned prices of ``config/prices.yaml``; the prices file's checks,
+and its refresh from an AWS Price List offer file. The audit record, metric and alert: ``test_alerts``."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from ecsjobs.catalog import load_catalog, load_prices
+from ecsjobs.cli import main
+from ecsjobs.cost import estimate, pricing_for
+from ecsjobs.poller import jsonable
+from local.settings import REPO
+from tests.support import wait_until
+from tests.test_waiting import CLUSTER, NETWORK, QUICK
+
+PRICES = load_prices(REPO / "config")
+US = PRICES.regions["us-east-1"]
+MINUTE = 60 / 3600  # the hours a task of a few seconds is billed for
+EC2_VCPU_HOUR = 0.05
+ARM_FAMILY = "cost-arm"
+
+
+def _pricing(ec2_vcpu_hour: float | None = None) -> dict[str, Any]:
+    env = load_catalog(REPO / "config", "local").environment
+    return pricing_for(PRICES, env.model_copy(update={"ec2_vcpu_hour": ec2_vcpu_hour}))
+
+
+def _stopped_task(aws, ecs, family: str = "data-processor", **placement: Any) -> dict[str, Any]:
+    """A task that ran about a second, as the trigger's event carries it (times as ISO 8601 text)."""
+    group = uuid.uuid4().hex[:16]
+    aws.post("/_local/scenarios", {"match": {"started_by": group}, "scenario": {**QUICK, "duration": 0.5}})
+    response = ecs.run_task(
+        cluster=CLUSTER, taskDefinition=family, networkConfiguration=NETWORK, startedBy=group, **placement
+    )
+    assert response["failures"] == [], response["failures"]
+    arn = response["tasks"][0]["taskArn"]
+
+    def stopped() -> dict[str, Any] | None:
+        (task,) = ecs.describe_tasks(cluster=CLUSTER, tasks=[arn])["tasks"]
+        return task if task["lastStatus"] == "STOPPED" else None
+
+    wait_until(stopped, 20, "the task to stop")
+    return jsonable(stopped())
+
+
+@pytest.fixture
+def arm_family(ecs) -> str:
+    """A Graviton task definition with 50 GiB of ephemeral storage, 30 of them billed."""
+    ecs.register_task_definition(
+        family=ARM_FAMILY,
+        cpu="512",
+        memory="1024",
+        networkMode="awsvpc",
+        requiresCompatibilities=["FARGATE"],
+        runtimePlatform={"cpuArchitecture": "ARM64", "operatingSystemFamily": "LINUX"},
+        ephemeralStorage={"sizeInGiB": 50},
+        containerDefinitions=[{"name": "app", "image": "busybox", "memory": 1024}],
+    )
+    return ARM_FAMILY
+
+
+def test_fargate_bills_vcpu_and_memory_for_at_least_a_minute(aws, ecs):
+    task = _stopped_task(aws, ecs, launchType="FARGATE")
+
+    cost = estimate(task, _pricing())
+
+    assert (cost.capacity, cost.vcpu, cost.memory_gb, cost.cpu_architecture) == ("fargate", 1, 2, "x86_64")
+    assert cost.billed_seconds == 60, "a task of a second is billed a minute"
+    assert cost.usd == pytest.approx(MINUTE * (1 * US.x86_64.vcpu_hour + 2 * US.x86_64.gb_hour))
+    assert cost.on_demand_usd == cost.usd
+    assert cost.text().startswith(f"${cost.usd:.4f} (estimate)\n1 vCPU, 2 GB, x86_64, 60 s billed on fargate")
+
+
+def test_fargate_spot_is_on_demand_less_the_spot_discount(aws, ecs):
+    task = _stopped_task(aws, ecs, capacityProviderStrategy=[{"capacityProvider": "FARGATE_SPOT"}])
+
+    cost = estimate(task, _pricing())
+
+    on_demand = MINUTE * (US.x86_64.vcpu_hour + 2 * US.x86_64.gb_hour)
+    assert cost.capacity == "fargate_spot"
+    assert cost.on_demand_usd == pytest.approx(on_demand)
+    assert cost.usd == pytest.approx(on_demand * (1 - PRICES.spot_discount))
+
+
+def test_arm_tasks_use_the_arm_rates_and_pay_for_storage_past_20_gib(aws, ecs, arm_family):
+    task = _stopped_task(aws, ecs, arm_family, launchType="FARGATE")
+
+    cost = estimate(task, _pricing())
+
+    assert (cost.cpu_architecture, cost.vcpu, cost.memory_gb) == ("arm64", 0.5, 1)
+    storage = 30 * US.storage_gb_hour
+    assert cost.usd == pytest.approx(MINUTE * (0.5 * US.arm64.vcpu_hour + 1 * US.arm64.gb_hour + storage))
+    x86 = {**task, "attributes": [], "ephemeralStorage": None}  # the task definition's say then
+    assert estimate(x86, _pricing(), "arm64", 50).usd == cost.usd
+    assert estimate(x86, _pricing()).cpu_architecture == "x86_64"
+
+
+def test_billing_is_per_second_after_the_first_minute(aws, ecs):
+    task = _stopped_task(aws, ecs, launchType="FARGATE")
+    stopped = datetime.fromisoformat(task["stoppedAt"])
+
+    def billed(seconds: float) -> int:
+        pulled = {**task, "pullStartedAt": (stopped - timedelta(seconds=seconds)).isoformat()}
+        return estimate(pulled, _pricing()).billed_seconds
+
+    assert [billed(12), billed(59.9), billed(60.2), billed(90.4)] == [60, 60, 61, 91]
+    never_started = {**task, "pullStartedAt": None, "startedAt": None}
+    assert estimate(never_started, _pricing()) is None, "a task that never pulled its image costs nothing"
+
+
+@pytest.mark.parametrize(
+    ("placement", "capacity"),
+    [
+        ({"capacityProviderStrategy": [{"capacityProvider": "ec2-spot"}]}, "ec2_spot"),
+        ({"launchType": "EC2"}, "ec2"),
+    ],
+)
+def test_ec2_is_capacity_unless_the_environment_prices_its_vcpus(aws, ecs, placement, capacity):
+    task = _stopped_task(aws, ecs, **placement)
+
+    unpriced, priced = estimate(task, _pricing()), estimate(task, _pricing(EC2_VCPU_HOUR))
+
+    assert (unpriced.capacity, unpriced.usd) == (capacity, None)
+    assert unpriced.text().startswith("EC2 capacity (not priced)")
+    spot = 1 - PRICES.spot_discount if capacity == "ec2_spot" else 1
+    assert priced.usd == pytest.approx(MINUTE * 1 * EC2_VCPU_HOUR * spot)
+
+
+def test_a_region_without_prices_estimates_nothing():
+    env = load_catalog(REPO / "config", "local").environment.model_copy(update={"region": "eu-north-1"})
+
+    assert pricing_for(PRICES, env) is None
+    assert pricing_for(None, env) is None
+    assert estimate({"stoppedAt": "2026-01-01T00:00:00+00:00"}, None) is None
+
+
+def _config(tmp_path) -> Any:
+    shutil.copytree(REPO / "config", tmp_path / "config")
+    return tmp_path / "config"
+
+
+def test_a_mistake_in_the_prices_file_is_named_with_its_line(tmp_path, capsys):
+    config = _config(tmp_path)
+    prices = config / "prices.yaml"
+    prices.write_text(prices.read_text().replace("spot_discount: 0.7", "spot_discount: 1.5"))
+
+    assert main(["validate", str(config)]) == 1
+
+    out = capsys.readouterr()
+    assert f"{prices}:6:16: spot_discount: " in out.out + out.err, out
+
+
+def test_refresh_rewrites_the_regions_read_from_the_price_list(tmp_path, capsys):
+    config = _config(tmp_path)
+    offer = REPO / "tests" / "data" / "amazonecs-offer-us-east-1.json"
+
+    code = main(
+        ["--config", str(config), "prices", "--refresh", "--region", "us-east-1", "--offer", str(offer)]
+    )
+
+    assert code == 0, capsys.readouterr()
+    refreshed = load_prices(config)
+    east = refreshed.regions["us-east-1"]
+    assert (east.x86_64.vcpu_hour, east.x86_64.gb_hour, east.arm64.vcpu_hour, east.arm64.gb_hour) == (
+        0.05,
+        0.005,
+        0.04,
+        0.004,
+    ), "Windows and Spot usage types are not Linux on-demand rates"
+    assert (east.storage_gb_hour, str(east.as_of)) == (0.0002, "2026-11-01")
+    assert "AmazonECS offer 20261101000000" in east.source
+    assert refreshed.regions["us-west-2"] == PRICES.regions["us-west-2"], "regions not read stay"
+    assert refreshed.spot_discount == PRICES.spot_discount
+    assert load_catalog(config, "local").prices == refreshed, "the catalog still loads"
+
+
+def test_refresh_fails_on_a_price_list_without_the_fargate_rates(tmp_path, capsys):
+    config = _config(tmp_path)
+    (tmp_path / "offer.json").write_text('{"products": {}, "terms": {"OnDemand": {}}}')
+    before = (config / "prices.yaml").read_text()
+
+    code = main(
+        [
+            "--config",
+            str(config),
+            "prices",
+            "--refresh",
+            "--region",
+            "us-east-1",
+            "--offer",
+            str(tmp_path / "offer.json"),
+        ]
+    )
+
+    assert code == 1
+    assert "has no Fargate-vCPU-Hours:perCPU product" in capsys.readouterr().err
+    assert (config / "prices.yaml").read_text() == before, "nothing is written"
