@@ -12,6 +12,8 @@ from __future__ import annotations
 import functools
 import json
 import random
+import time
+from datetime import datetime
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
@@ -92,3 +94,28 @@ def describe_aws_error(err: BotoCoreError | ClientError) -> str:
         error = err.response.get("Error", {})
         return f"AWS {err.operation_name}: {error.get('Code', '?')}: {error.get('Message', '')}".rstrip(": ")
     return f"AWS: {err}"
+
+
+def logs_insights(
+    client: Any, log_group: str, query: str, start: datetime, end: datetime, timeout: float
+) -> list[dict[str, str]]:
+    """The rows of a Logs Insights query over ``log_group`` between ``start`` and ``end`` (whole seconds, so
+    widened to them), each as ``{field: value}``; TimeoutError if it is still running after ``timeout`` s."""
+    query_id = client.start_query(
+        logGroupName=log_group,
+        startTime=int(start.timestamp()),
+        endTime=int(end.timestamp()) + 1,
+        queryString=query,
+    )["queryId"]
+    deadline = time.monotonic() + timeout
+    while True:
+        response = client.get_query_results(queryId=query_id)
+        if response["status"] not in ("Scheduled", "Running"):
+            break
+        if time.monotonic() > deadline:
+            client.stop_query(queryId=query_id)
+            raise TimeoutError(f"Logs Insights query {query_id} still running after {timeout} s")
+        time.sleep(1)
+    if response["status"] != "Complete":
+        raise RuntimeError(f"Logs Insights query {query_id} ended {response['status']}")
+    return [{cell["field"]: cell["value"] for cell in row} for row in response["results"]]

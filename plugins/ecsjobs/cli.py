@@ -83,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     importer.add_argument(
         "--check", action="store_true", help="write nothing: compare each source with its catalog job"
     )
+    fleet = commands.add_parser("report", help="per job: runs, outcomes, durations, Spot, cost, and advice")
+    fleet.add_argument("--days", type=int, default=30, help="the window, ending now (default: 30)")
+    fleet.add_argument("--job", help="only this job")
+    fleet.add_argument("--json", action="store_true", help="print the report as JSON")
     prices = commands.add_parser("prices", help="refresh config/prices.yaml from the AWS Price List")
     prices.add_argument("--refresh", action="store_true", required=True, help="read the price list, rewrite")
     prices.add_argument("--region", action="append", required=True, help="a region to refresh (repeatable)")
@@ -114,6 +118,12 @@ def main(argv: list[str] | None = None) -> int:
             return policy_command(load_catalog(directory, args.env or "prod"), args.out, args.importer)
         if args.command == "import":
             return _import(directory, args)
+        if args.command == "report":
+            from ecsjobs.report import report_command
+
+            if args.days < 1:
+                raise UsageError("--days must be 1 or more")
+            return report_command(load_catalog(directory, args.env), args.days, args.job, args.json)
         if args.command == "prices":
             from ecsjobs.prices import refresh_command
 

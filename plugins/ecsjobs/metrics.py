@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import BaseOperator
@@ -132,25 +131,11 @@ def insights_counts(
 ) -> tuple[Any, Any]:
     """Run a Logs Insights query over the task's lifetime; the last row's ``records`` and ``errors``."""
     client = aws.side_channel("logs", aws_conn_id, region)
-    query_id = client.start_query(
-        logGroupName=log_group,
-        startTime=int(start.timestamp()) - 60,
-        endTime=int(end.timestamp()) + 60,
-        queryString=query,
-    )["queryId"]
-    deadline = time.monotonic() + INSIGHTS_TIMEOUT
-    while True:
-        response = client.get_query_results(queryId=query_id)
-        if response["status"] not in ("Scheduled", "Running"):
-            break
-        if time.monotonic() > deadline:
-            client.stop_query(queryId=query_id)
-            raise TimeoutError(f"Logs Insights query {query_id} still running after {INSIGHTS_TIMEOUT} s")
-        time.sleep(1)
-    if response["status"] != "Complete" or not response["results"]:
+    margin = timedelta(seconds=60)
+    rows = aws.logs_insights(client, log_group, query, start - margin, end + margin, INSIGHTS_TIMEOUT)
+    if not rows:
         return None, None
-    row = {cell["field"]: cell["value"] for cell in response["results"][-1]}
-    return _number(row.get("records")), _number(row.get("errors"))
+    return _number(rows[-1].get("records")), _number(rows[-1].get("errors"))
 
 
 class EcsJobMetricsOperator(BaseOperator):
