@@ -227,6 +227,7 @@ def test_plugins_zip_and_the_dags_load_in_a_clean_mwaa_venv(
     assert "ecsjobs.schedules.EventBridgeCronTimetable" in report["timetables"]
     assert report["ecsjobs"] == str(home / "plugins" / "ecsjobs")
     assert report["environment"] == "prod" and report["config_dir"] == str(home / "dags" / "catalog")
+    assert report["jobs_page"] == len(prod.jobs), "the Jobs page's app and template load from the plugins"
     for job in prod.jobs:
         assert report["dags"][job] == [prod.environment.cluster], job
     # the same DAGs as the repository's dags/ parsed here with the same environment

@@ -260,8 +260,23 @@ def _probe(report: Path) -> None:
         "ecsjobs": str(Path(ecsjobs.__file__).parent),
         "environment": _environment(),
         "config_dir": str(config_dir()),
+        "jobs_page": _jobs_page(),
     }
     report.write_text(json.dumps(data, indent=2))
+
+
+def _jobs_page() -> int | str:
+    """The rows of the Jobs page rendered from the bundle's catalog (its app and template, from the plugins
+    folder), or why it cannot be."""
+    try:
+        from datetime import UTC, datetime
+
+        from ecsjobs import jobs_page
+        from ecsjobs.catalog import load_catalog
+
+        return jobs_page.page(load_catalog(), {}, datetime.now(UTC)).count("<tr data-job=")
+    except Exception as error:
+        return f"{type(error).__name__}: {error}"
 
 
 def _environment() -> str | None:
@@ -303,6 +318,8 @@ def problems(report: dict[str, Any], catalog: Catalog, home: Path) -> list[str]:
         found.append("the ecsjobs plugin did not load from plugins.zip")
     if Path(report["ecsjobs"]) != home.resolve() / "plugins" / "ecsjobs":
         found.append(f"ecsjobs was imported from {report['ecsjobs']}, not from plugins.zip")
+    if report["jobs_page"] != len(catalog.jobs):
+        found.append(f"the Jobs page does not list every job: {report['jobs_page']}")
     if report["environment"] != catalog.environment_name:
         found.append(f"the DAGs use environment {report['environment']!r}, not {catalog.environment_name!r}")
     return found

@@ -68,7 +68,9 @@ def page(chromium: str, tier: Tier) -> Iterator:
         try:
             yield page
         finally:
-            _screenshot(page, tier.output / "browser" / "last-page.png")  # where it stood, pass or fail
+            _screenshot(
+                page, tier.output / "browser" / "last-page.png", "load"
+            )  # where it stood, pass or fail
             browser.close()
 
 
@@ -154,6 +156,28 @@ def test_a_user_finds_the_jobs_triggers_one_from_its_form_and_opens_a_step_link(
     )
     assert task_id in logs_url
 
+    # The Jobs page: in the UI's navigation, one row per catalog job with the run just made, behind the login.
+    page.goto("/")
+    page.get_by_role("button", name="Browse").click()
+    page.get_by_role("menuitem", name="ECS jobs").click()
+    jobs = page.frame_locator("iframe")
+    row = jobs.locator('tr[data-job="report_generator"]')
+    expect(row).to_contain_text("cron(0 6 ? * MON-FRI *)")
+    expect(row).to_contain_text("Monday through Friday")
+    expect(row.locator("td.last-run")).to_have_text("success")
+    expect(row.locator("svg.cost polyline")).to_have_count(1)
+    expect(jobs.locator("tr[data-job]")).to_have_count(
+        len(list((Path(tier.stack.env["ECSJOBS_CONFIG_DIR"]) / "jobs").glob("*.yaml")))
+    )
+    _screenshot(page, shots / "5-jobs-page.png", settled="load")
+    jobs.get_by_role("link", name="weekly_churn_model", exact=True).click()  # to the job's DAG, in the UI
+    page.wait_for_url(re.compile(r"/dags/weekly_churn_model$"))
+    anonymous = page.context.browser.new_context(base_url=tier.stack.api_url)
+    try:
+        assert anonymous.request.get("/ecsjobs/").status == 401, "the page is behind Airflow's login"
+    finally:
+        anonymous.close()
+
 
 def _opened(page, link: str) -> str:
     """Click a link that opens a new tab; the address the tab loaded."""
@@ -169,7 +193,8 @@ def _runs(tier: Tier) -> list[dict]:
     return tier.api.call("GET", "/api/v2/dags/report_generator/dagRuns?run_type=manual")["dag_runs"]
 
 
-def _screenshot(page, path: Path) -> None:
+def _screenshot(page, path: Path, settled: str = "networkidle") -> None:
+    """``settled="load"`` where the network never idles (Airflow 3.2's UI polls on a plugin's page)."""
     path.parent.mkdir(exist_ok=True)
-    page.wait_for_load_state("networkidle")
+    page.wait_for_load_state(settled)
     page.screenshot(path=path, full_page=True, animations="disabled")
