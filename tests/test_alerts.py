@@ -244,7 +244,7 @@ def test_metrics_and_audit_failures_never_fail_the_step(run_job, slack, aws, cap
 
     assert result.state == "success"
     messages = [r.getMessage() for r in caplog.records]
-    assert any("Could not publish 5 metrics to BatchJobs/local" in m for m in messages)
+    assert any("Could not publish 6 metrics to BatchJobs/local" in m for m in messages)
     assert any(
         "Could not write the audit record to /batch-jobs/audit/side_channels_down" in m for m in messages
     )

@@ -17,13 +17,20 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
+import pytest
+
 from ecsjobs.catalog import JobSpec, load_catalog
 from ecsjobs.cli import main
 from ecsjobs.render import render_requests
 from ecsjobs.schedules import next_fire_times
 from local import legacy
 from local.settings import REPO
+from tests.support import ON_MWAA_LANE
 from tests.test_importer import _catalog_folder
+
+pytestmark = pytest.mark.skipif(
+    ON_MWAA_LANE, reason="a command-line tool, run with the latest lane's .venv; MWAA never runs it"
+)
 
 FIRES = 20
 

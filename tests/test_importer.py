@@ -25,7 +25,12 @@ from ecsjobs.factory import build_dags
 from ecsjobs.importer.jobfiles import edited
 from ecsjobs.render import render_requests
 from local.settings import REPO
+from tests.support import ON_MWAA_LANE
 from tests.test_iam import allows
+
+pytestmark = pytest.mark.skipif(
+    ON_MWAA_LANE, reason="a command-line tool, run with the latest lane's .venv; MWAA never runs it"
+)
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 CLUSTER_ARN = f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/batch-jobs"

@@ -17,6 +17,11 @@ import pytest
 from ecsjobs import report
 from ecsjobs.cli import main
 from local.settings import REPO
+from tests.support import ON_MWAA_LANE
+
+pytestmark = pytest.mark.skipif(
+    ON_MWAA_LANE, reason="a command-line tool, run with the latest lane's .venv; MWAA never runs it"
+)
 
 HOUR_MS = 3_600_000
 # job -> its catalog settings: a timeout near the runs' minute, or the default 2h would be advised against
