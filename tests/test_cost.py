@@ -112,6 +112,7 @@ def test_billing_is_per_second_after_the_first_minute(aws, ecs):
     assert [billed(12), billed(59.9), billed(60.2), billed(90.4)] == [60, 60, 61, 91]
     never_started = {**task, "pullStartedAt": None, "startedAt": None}
     assert estimate(never_started, _pricing()) is None, "a task that never pulled its image costs nothing"
+    assert estimate({**task, "cpu": "1 vCPU"}, _pricing()) is None, "a description it cannot read: no figure"
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ reported as EC2 capacity, with no figure.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -17,6 +18,8 @@ from typing import Any
 from ecsjobs.models import Environment
 from ecsjobs.prices import Prices
 from ecsjobs.steprun import moment
+
+log = logging.getLogger(__name__)
 
 INCLUDED_STORAGE_GIB = 20
 MINIMUM_BILLED_SECONDS = 60
@@ -72,11 +75,22 @@ def estimate(
     architecture: str | None = None,
     storage_gib: float | None = None,
 ) -> Estimate | None:
-    """The estimate for a stopped task as DescribeTasks (or its event) shows it; None without prices or when
-    it never started pulling. ``architecture`` and ``storage_gib`` are the task definition's, used when the
-    task does not say (the task's own ``ecs.cpu-architecture`` attribute and ``ephemeralStorage`` win)."""
+    """The estimate for a stopped task as DescribeTasks (or its event) shows it; None without prices, when it
+    never started pulling, or when its description cannot be read (an estimate never fails a step).
+    ``architecture`` and ``storage_gib`` are the task definition's, used when the task does not say (the
+    task's own ``ecs.cpu-architecture`` attribute and ``ephemeralStorage`` win)."""
     if not task or not pricing or not task.get("stoppedAt"):
         return None
+    try:
+        return _estimate(task, pricing, architecture, storage_gib)
+    except (ArithmeticError, KeyError, TypeError, ValueError) as error:
+        log.warning("No cost estimate for %s: %r", task.get("taskArn"), error)
+        return None
+
+
+def _estimate(
+    task: dict[str, Any], pricing: dict[str, Any], architecture: str | None, storage_gib: float | None
+) -> Estimate | None:
     started = task.get("pullStartedAt") or task.get("startedAt")
     if not started or not task.get("cpu") or not task.get("memory"):
         return None
