@@ -9,15 +9,17 @@ export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
 PYTEST_ARGS ?=
 # The job `make run` runs once the stack is up (JOB= runs none).
 JOB ?= data_processor
+# The Airflow processes `make run` starts: local (one of each, LocalExecutor) or celery (MWAA's shape).
+TOPOLOGY ?= local
 
 .PHONY: run airflow test test-unit test-mwaa test-tier install install-mwaa lock lint clean bundle
 
 run: install
-	.venv/bin/python -m local.stack $(if $(JOB),--run $(JOB))
+	.venv/bin/python -m local.stack --topology $(TOPOLOGY) $(if $(JOB),--run $(JOB))
 
 # The airflow CLI against `make run`'s stack, e.g. make airflow ARGS="dags list-runs data_processor".
 airflow: install
-	.venv/bin/python -m local.cli $(ARGS)
+	.venv/bin/python -m local.cli --topology $(TOPOLOGY) $(ARGS)
 
 test: install
 	.venv/bin/python -m pytest $(PYTEST_ARGS)

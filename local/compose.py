@@ -1,4 +1,5 @@
-"""The docker compose stack: ``make run``'s stack as containers; ``docker-compose.yaml`` is generated here.
+"""The docker compose stack: ``make run TOPOLOGY=celery``'s stack as containers; ``docker-compose.yaml`` is
+generated here.
 
 ``python -m local.compose`` writes ``docker-compose.yaml`` from ``local/settings.py`` (``--check`` only says
 whether the committed file is current), so the compose stack and ``make run`` share one set of ports,
@@ -7,8 +8,10 @@ one-off steps ``make run`` takes before it starts the components (migrate, seed 
 
 What differs from ``make run``, on purpose: the metadata DB is the postgres service (the official image),
 not ``make run``'s own PostgreSQL process; services listen on 0.0.0.0 and reach each other by service name;
-the repository's folders are mounted under /opt/airflow; and AIRFLOW_HOME is a named volume that the Airflow
-containers share, as ``make run``'s processes share ``.local/airflow``.
+the repository's folders are mounted under /opt/airflow; AIRFLOW_HOME is a named volume that the Airflow
+containers share, as ``make run``'s processes share ``.local/airflow``; and a component with several instances
+(schedulers, triggerers, Celery workers) is one service with that many replicas, each in a container of its
+own, so with the default ports and its container's hostname as its Celery hostname.
 """
 
 from __future__ import annotations
@@ -25,11 +28,12 @@ import yaml
 from ecsjobs.catalog import load_catalog
 from ecsjobs.models import pool_name
 from local.settings import (
-    AIRFLOW_COMPONENTS,
     DEFAULT_PORTS,
     REPO,
     Ports,
     airflow_env,
+    broker_url,
+    components,
     connections,
     write_passwords,
 )
@@ -40,6 +44,8 @@ APP = PurePosixPath("/opt/airflow")  # the repository's mounted folders, as in t
 HOME = APP / "home"  # AIRFLOW_HOME: the named volume airflow-home
 MOUNTED = ("dags", "plugins", "config", "local")  # read-only: the containers never write into the checkout
 AWS_SERVICE, SLACK_SERVICE, INIT_SERVICE = "local-aws", "local-slack", "airflow-init"
+BROKER_SERVICE = "local-broker"
+TOPOLOGY = "celery"  # MWAA's shape, as the official Airflow docker-compose.yaml is CeleryExecutor
 PORTS = Ports(**DEFAULT_PORTS)
 POSTGRES = "postgresql+psycopg2://airflow:airflow@postgres/airflow"
 # The stand-ins skip the image's Airflow entrypoint (it waits for the metadata DB) but keep its init process.
@@ -48,8 +54,20 @@ HEALTH_TIMING = {"interval": "10s", "timeout": "10s", "retries": 10, "start_peri
 
 
 def component_service(component: str) -> str:
-    """The compose service running an Airflow component, e.g. ``airflow-scheduler``."""
-    return f"airflow-{component}"
+    """The compose service running an Airflow component (any instance of it), e.g. ``airflow-scheduler`` for
+    ``scheduler-2``, ``airflow-worker`` for ``worker-1``."""
+    return f"airflow-{component.rsplit('-', 1)[0] if component[-1].isdigit() else component}"
+
+
+def replicas() -> dict[str, tuple[str, list[str]]]:
+    """Service -> (component kind, ``airflow`` arguments) with how many instances ``make run`` starts."""
+    services: dict[str, tuple[str, list[str], int]] = {}
+    for component in components(TOPOLOGY, PORTS):
+        service = component_service(component.name)
+        args = [a for a in component.args if a != "--celery-hostname" and "@" not in a]  # the container's
+        _kind, _args, count = services.get(service, (component.args[0], args, 0))
+        services[service] = (component.args[0], args, count + 1)
+    return services
 
 
 API_SERVICE = component_service("api-server")
@@ -60,6 +78,7 @@ def stand_in_commands() -> dict[str, list[str]]:
     interfaces so that the other services reach them."""
     return {
         AWS_SERVICE: ["python", "-m", "local.aws", "--host", "0.0.0.0", "--port", str(PORTS.aws)],
+        BROKER_SERVICE: ["python", "-m", "local.aws", "--host", "0.0.0.0", "--port", str(PORTS.broker)],
         SLACK_SERVICE: ["python", "-m", "local.slack", "--host", "0.0.0.0", "--port", str(PORTS.slack)],
     }
 
@@ -73,7 +92,9 @@ def environment() -> dict[str, str]:
             API_SERVICE,
             Path(APP / "config"),
             database={"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": POSTGRES},
+            topology=TOPOLOGY,
         ),
+        "AIRFLOW__CELERY__BROKER_URL": broker_url(PORTS, BROKER_SERVICE),
         "AIRFLOW__CORE__DAGS_FOLDER": str(APP / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(APP / "plugins"),
         "AIRFLOW__API__HOST": "0.0.0.0",
@@ -125,8 +146,9 @@ def compose() -> dict[str, Any]:
             "restart": "always",
         }
     }
-    ready = {AWS_SERVICE: "/_local/stats", SLACK_SERVICE: "/messages"}
-    for (service, command), port in zip(stand_in_commands().items(), (PORTS.aws, PORTS.slack), strict=True):
+    ready = {AWS_SERVICE: "/_local/stats", BROKER_SERVICE: "/_local/stats", SLACK_SERVICE: "/messages"}
+    stand_in_ports = (PORTS.aws, PORTS.broker, PORTS.slack)
+    for (service, command), port in zip(stand_in_commands().items(), stand_in_ports, strict=True):
         services[service] = {
             **image,
             "entrypoint": _Flow(PLAIN_ENTRYPOINT),
@@ -146,23 +168,27 @@ def compose() -> dict[str, Any]:
     }
     checks = {
         "api-server": _http_health(f"http://localhost:{PORTS.api}/api/v2/version"),
-        "scheduler": _http_health("http://localhost:8974/health"),
+        "scheduler": _http_health(f"http://localhost:{PORTS.scheduler_health}/health"),
         "dag-processor": _job_health("DagProcessorJob"),
         "triggerer": _job_health("TriggererJob"),
+        "celery": _worker_health(),
     }
-    for component in AIRFLOW_COMPONENTS:
+    for service, (kind, args, count) in replicas().items():
         needs = {INIT_SERVICE: initialized, "postgres": healthy, AWS_SERVICE: healthy, SLACK_SERVICE: healthy}
-        if component == "scheduler":  # LocalExecutor runs the tasks here; they talk to the API server
+        if kind in ("scheduler", "celery"):  # they reach the broker; the workers' tasks the execution API
+            needs[BROKER_SERVICE] = healthy
+        if kind == "celery":
             needs[API_SERVICE] = healthy
-        services[component_service(component)] = {
+        services[service] = {
             **image,
-            "command": _Flow(["airflow", component]),
+            "command": _Flow(["airflow", *args]),
             "environment": env,
             "volumes": airflow_volumes,
-            **({"ports": _Flow([f"{PORTS.api}:{PORTS.api}"])} if component == "api-server" else {}),
-            "healthcheck": checks[component],
+            **({"ports": _Flow([f"{PORTS.api}:{PORTS.api}"])} if kind == "api-server" else {}),
+            "healthcheck": checks[kind],
             "restart": "always",
             "depends_on": needs,
+            **({"scale": count} if count > 1 else {}),
         }
     return {
         "x-airflow-environment": env,
@@ -175,6 +201,13 @@ def _http_health(url: str) -> dict[str, Any]:
     return {"test": _Flow(["CMD", "curl", "--fail", "--silent", url]), **HEALTH_TIMING}
 
 
+def _worker_health() -> dict[str, Any]:
+    """The official docker-compose.yaml's: the worker answers a Celery ping addressed to its hostname."""
+    app = "airflow.providers.celery.executors.celery_executor.app"
+    check = f'celery --app {app} inspect ping -d "celery@$${{HOSTNAME}}"'
+    return {"test": _Flow(["CMD-SHELL", check]), **HEALTH_TIMING}
+
+
 def _job_health(job_type: str) -> dict[str, Any]:
     check = f'airflow jobs check --job-type {job_type} --hostname "$${{HOSTNAME}}"'
     return {"test": _Flow(["CMD-SHELL", check]), **HEALTH_TIMING}
@@ -184,8 +217,10 @@ HEADER = """\
 # Generated by `python -m local.compose` from local/settings.py (make run's ports, Airflow settings and
 # connections) and local/compose.py: edit those and regenerate; tests/test_compose.py fails on a stale copy.
 #
-# `docker compose up --build`: the stack of `make run` as containers, with Postgres as the metadata DB.
-# Airflow on http://localhost:8080 (admin / admin), the local AWS on :4566, the local Slack on :4567.
+# `docker compose up --build`: the stack of `make run TOPOLOGY=celery` (MWAA's shape: CeleryExecutor over
+# SQS, 2 schedulers, 2 triggerers, 2 Celery workers) as containers, with Postgres as the metadata DB.
+# Airflow on http://localhost:8080 (admin / admin), the local AWS on :4566, the local Slack on :4567, the
+# Celery broker (SQS) on :4568. `--scale airflow-worker=3` etc. changes a component's number of instances.
 # dags/, plugins/, config/ and local/ are mounted read-only: edits show without a rebuild. The image
 # (Dockerfile) is apache/airflow at the latest lane's version with lock/latest.txt installed.
 """

@@ -2,7 +2,8 @@
 
 Starts the metadata DB (a PostgreSQL server of the stack's own, its data under ``.local/airflow/postgres`` by
 default), the stand-ins, seeds the local AWS from the catalog, migrates the metadata DB, starts the Airflow
-components with LocalExecutor, waits until the api-server reports every component healthy, and stops
+components of the topology (``local``: one of each with LocalExecutor; ``celery``: MWAA's shape, with the
+Celery broker on a local SQS of its own, see ``local/settings.py``), waits until every one is up, and stops
 everything it started on Ctrl-C or SIGTERM.
 """
 
@@ -12,6 +13,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -31,14 +33,17 @@ from local.api import Api, ApiError
 from local.settings import (
     ADMIN_PASSWORD,
     ADMIN_USER,
-    AIRFLOW_COMPONENTS,
     REPO,
+    TOPOLOGIES,
+    Component,
     Ports,
     airflow_env,
+    components,
     write_passwords,
 )
 
 HOST = "127.0.0.1"
+START_MARKER = "--- local.stack started"  # the line each start adds to a process's log
 
 
 class Stack:
@@ -47,6 +52,7 @@ class Stack:
     :param config_dir: the catalog the stack seeds the local AWS from and Airflow builds its DAGs from
         (default: ``config/``).
     :param extra_env: settings added to every process's environment, e.g. faster scheduling in tests.
+    :param topology: which Airflow processes run (``local.settings.TOPOLOGIES``).
     """
 
     def __init__(
@@ -56,35 +62,43 @@ class Stack:
         log_dir: Path,
         config_dir: Path | None = None,
         extra_env: Mapping[str, str] | None = None,
+        topology: str = "local",
     ):
-        self.home, self.ports, self.log_dir = home, ports, log_dir
+        self.home, self.ports, self.log_dir, self.topology = home, ports, log_dir, topology
+        self.components: dict[str, Component] = {c.name: c for c in components(topology, ports)}
         self.processes: dict[str, subprocess.Popen] = {}
-        self.commands: dict[str, list[str]] = {}
+        self.commands: dict[str, tuple[list[str], dict[str, str]]] = {}
         self.database: postgres.Cluster | None = None
         # A parsing context left in the environment would make every component build only that one DAG.
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("_AIRFLOW_PARSING_CONTEXT_")}
         self.env = {
             **inherited,
-            **airflow_env(home, ports, HOST, config_dir),
+            **airflow_env(home, ports, HOST, config_dir, topology=topology),
             "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), str(REPO)]),
             "LOCAL_AWS_PORT": str(ports.aws),
             "LOCAL_SLACK_PORT": str(ports.slack),
             **(extra_env or {}),
         }
 
-    def start(self, name: str, args: list[str], **popen: Any) -> subprocess.Popen:
+    def start(
+        self, name: str, args: list[str], env: Mapping[str, str] | None = None, **popen: Any
+    ) -> subprocess.Popen:
+        """Start ``args`` as process ``name`` with the stack's environment plus ``env``, logging to
+        ``<log_dir>/<name>.log``."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the process
+        log.write(f"{START_MARKER} {datetime.now(UTC).isoformat()}: {' '.join(args)}\n".encode())
+        log.flush()
         process = subprocess.Popen(
             args,
-            env=self.env,
+            env={**self.env, **(env or {})},
             cwd=REPO,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
             **popen,
         )
-        self.processes[name], self.commands[name] = process, args
+        self.processes[name], self.commands[name] = process, (args, dict(env or {}))
         return process
 
     def run(self, args: list[str], **popen: Any) -> None:
@@ -96,6 +110,9 @@ class Stack:
         python = sys.executable
         self.start_database(timeout)
         self.start("local-aws", [python, "-m", "local.aws", "--host", HOST, "--port", str(self.ports.aws)])
+        if self.topology == "celery":
+            broker = [python, "-m", "local.aws", "--host", HOST, "--port", str(self.ports.broker)]
+            self.start("local-broker", broker)
         self.start(
             "local-slack", [python, "-m", "local.slack", "--host", HOST, "--port", str(self.ports.slack)]
         )
@@ -103,13 +120,19 @@ class Stack:
         self.run([airflow_program(), "db", "migrate"])
         self.wait(lambda: _answers(f"http://{HOST}:{self.ports.aws}/_local/stats"), timeout, "local AWS")
         self.wait(lambda: _answers(f"http://{HOST}:{self.ports.slack}/messages"), timeout, "local Slack")
+        if self.topology == "celery":
+            broker = f"http://{HOST}:{self.ports.broker}/_local/stats"
+            self.wait(lambda: _answers(broker), timeout, "the local Celery broker (SQS)")
         self.run([python, "-m", "local.seed", "--endpoint", f"http://{HOST}:{self.ports.aws}"])
         env = load_catalog(Path(self.env["ECSJOBS_CONFIG_DIR"]), self.env["ECSJOBS_ENV"]).environment
         description = f"ECS tasks of the batch jobs on cluster {env.cluster}"
         self.run([airflow_program(), "pools", "set", pool_name(env), str(env.max_running_tasks), description])
-        for component in AIRFLOW_COMPONENTS:
-            self.start(component, [airflow_program(), component])
+        started = datetime.now(UTC)
+        for component in self.components.values():
+            self.start(component.name, [airflow_program(), *component.args], component.env)
         self.wait(self.healthy, timeout, "Airflow health")
+        for name in self.components:
+            self.wait(lambda name=name: self._back(name, started), timeout, name)
 
     def start_database(self, timeout: float) -> None:
         """The metadata DB's server, with a new cluster and database the first time."""
@@ -125,20 +148,55 @@ class Stack:
     def restart(self, name: str, sig: signal.Signals = signal.SIGKILL, timeout: float = 180) -> None:
         """Stop one component's whole process group with ``sig`` (SIGKILL: it gets no chance to clean up),
         start it again and wait until it is back: the api-server answering, the others heartbeating anew."""
+        self.kill(name, sig)
+        self.resume(name, timeout)
+
+    def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> None:
+        """Stop one process's whole group with ``sig`` and wait until it has exited."""
         process = self.processes[name]
         _signal_group(process, sig)
         process.wait()
+
+    def resume(self, name: str, timeout: float = 180) -> None:
+        """Start a process that :meth:`kill` stopped as it was started, and wait until it is back."""
         restarted = datetime.now(UTC)
-        self.start(name, self.commands[name])
-        self.wait(lambda: self._back(name, restarted), timeout, f"{name} after its restart")
+        args, env = self.commands[name]
+        self.start(name, args, env)
+        if name in self.components:
+            self.wait(lambda: self._back(name, restarted), timeout, f"{name} after its restart")
 
     def _back(self, name: str, since: datetime) -> bool:
+        """Whether component ``name`` has come up since ``since``: the api-server answering, a scheduler or
+        triggerer heartbeating in a job of its own (several may share the health report's one line), the
+        dag-processor heartbeating, a Celery worker ready."""
         if not self.healthy():
             return False
-        if name == "api-server":
+        kind = self.components[name].args[0]
+        if kind == "api-server":
             return True
-        part = name.replace("-", "_")  # the health report's key, e.g. dag_processor
+        if kind == "celery":
+            return _ready_worker(self.log_dir / f"{name}.log")
+        if kind in ("scheduler", "triggerer"):
+            return self._job_started(kind, since)
+        part = kind.replace("-", "_")  # the health report's key, e.g. dag_processor
         return datetime.fromisoformat(self.health()[part][f"latest_{part}_heartbeat"]) > since
+
+    def _job_started(self, kind: str, since: datetime) -> bool:
+        """Whether a scheduler (``SchedulerJob``) or triggerer (``TriggererJob``) job started after ``since``
+        is running and has heartbeated."""
+        import psycopg2  # the stack's own DB driver (lock files); imported only by a running stack
+
+        job_type = {"scheduler": "SchedulerJob", "triggerer": "TriggererJob"}[kind]
+        with (
+            contextlib.closing(psycopg2.connect(postgres.dsn(self.ports.postgres))) as db,
+            db.cursor() as cur,
+        ):
+            cur.execute(
+                "SELECT count(*) FROM job WHERE job_type = %s AND state = 'running' AND start_date > %s"
+                " AND latest_heartbeat > start_date",
+                (job_type, since),
+            )
+            return cur.fetchone()[0] > 0
 
     def health(self) -> dict:
         with urllib.request.urlopen(f"{self.api_url}/api/v2/monitor/health", timeout=5) as response:
@@ -198,6 +256,15 @@ def _signal_group(process: subprocess.Popen, sig: signal.Signals) -> None:
             os.killpg(process.pid, sig)
 
 
+def _ready_worker(log: Path) -> bool:
+    """Whether the Celery worker logging to ``log`` has said it is ready since it was last started."""
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return False
+    return re.search(r"@\S+ ready\.", text.rsplit(START_MARKER, 1)[-1]) is not None
+
+
 def airflow_program() -> str:
     """The ``airflow`` CLI of this Python's virtualenv."""
     return str(Path(sys.executable).with_name("airflow"))
@@ -243,8 +310,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Run the local stack in the foreground.")
     parser.add_argument("--home", type=Path, default=REPO / ".local" / "airflow", help="AIRFLOW_HOME")
     parser.add_argument("--run", metavar="DAG_ID", help="once the stack is up, unpause this job and run it")
+    parser.add_argument(
+        "--topology", choices=TOPOLOGIES, default="local", help="local (default) or celery (MWAA's shape)"
+    )
     args = parser.parse_args()
-    stack = Stack(args.home.resolve(), Ports(), args.home.resolve() / "logs" / "stack")
+    home = args.home.resolve()
+    stack = Stack(home, Ports(), home / "logs" / "stack", topology=args.topology)
     jobs = load_catalog(Path(stack.env["ECSJOBS_CONFIG_DIR"]), stack.env["ECSJOBS_ENV"]).jobs
     if args.run and args.run not in jobs:
         parser.error(f"--run: no job {args.run!r} in the catalog; its jobs are {', '.join(sorted(jobs))}")
@@ -266,6 +337,7 @@ def main() -> None:
             f"local AWS: http://{HOST}:{stack.ports.aws}   local Slack messages: "
             f"http://{HOST}:{stack.ports.slack}/messages\n"
             f"metadata DB: {postgres.dsn(stack.ports.postgres)}\n"
+            f"{args.topology} topology: {', '.join(stack.components)}\n"
             f"component logs: {stack.log_dir}\nCtrl-C stops everything.",
             flush=True,
         )

@@ -2,8 +2,8 @@
 
 No Docker engine runs here, so the file is checked statically: Debian's ``docker-compose`` (installed by the
 ``docker_compose`` fixture when missing) validates and resolves it, and the resolved services are compared
-with what ``make run`` starts. ``make run``'s side is ``local.stack.Stack.up()`` itself, with its process
-launching recorded instead of performed (the commands and environment are what it would start).
+with what ``make run TOPOLOGY=celery`` starts. ``make run``'s side is ``local.stack.Stack.up()`` itself, with
+its process launching recorded instead of performed (the commands and environment are what it would start).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from local import compose
-from local.settings import AIRFLOW_COMPONENTS, DEFAULT_PORTS, REPO, Ports
+from local.settings import DEFAULT_PORTS, REPO, Ports
 from local.stack import Stack
 from tests.support import ON_MWAA_LANE
 
@@ -86,13 +86,14 @@ class RecordingStack(Stack):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.started: dict[str, list[str]] = {}
+        self.own_env: dict[str, dict[str, str]] = {}
         self.ran: list[list[str]] = []
 
     def start_database(self, timeout: float) -> None:
         """Not recorded: the compose stack's metadata DB is its postgres service."""
 
-    def start(self, name: str, args: list[str]) -> None:
-        self.started[name] = args
+    def start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
+        self.started[name], self.own_env[name] = args, env or {}
 
     def run(self, args: list[str]) -> None:
         self.ran.append(args)
@@ -106,7 +107,9 @@ def make_run(tmp_path: Path, monkeypatch) -> RecordingStack:
     """What ``make run`` starts on its default ports, with an environment that holds only the stack's own."""
     with monkeypatch.context() as clean:
         clean.setattr(os, "environ", {})
-        stack = RecordingStack(tmp_path / "home", Ports(**DEFAULT_PORTS), tmp_path / "logs")
+        stack = RecordingStack(
+            tmp_path / "home", Ports(**DEFAULT_PORTS), tmp_path / "logs", topology=compose.TOPOLOGY
+        )
     stack.up()
     return stack
 
@@ -122,6 +125,9 @@ def _in_containers(value: str, home: Path | None = None) -> str:
     value = value.replace(
         f"127.0.0.1:{DEFAULT_PORTS['slack']}", f"{compose.SLACK_SERVICE}:{DEFAULT_PORTS['slack']}"
     )
+    value = value.replace(
+        f"127.0.0.1:{DEFAULT_PORTS['broker']}", f"{compose.BROKER_SERVICE}:{DEFAULT_PORTS['broker']}"
+    )
     return value.replace(f"127.0.0.1:{DEFAULT_PORTS['api']}", f"{compose.API_SERVICE}:{DEFAULT_PORTS['api']}")
 
 
@@ -131,7 +137,14 @@ def _command(args: list[str]) -> list[str]:
     command = [programs.get(args[0], args[0]), *args[1:]]
     if "--host" in command:  # a server: listens on every interface so that the other containers reach it
         command[command.index("--host") + 1] = "0.0.0.0"
+    if "--celery-hostname" in command:  # a worker: each replica's container has a hostname of its own
+        at = command.index("--celery-hostname")
+        del command[at : at + 2]
     return [_in_containers(arg) for arg in command]
+
+
+def _airflow_services(make_run: RecordingStack) -> list[str]:
+    return sorted({compose.component_service(name) for name in make_run.components})
 
 
 def test_the_committed_file_is_what_the_generator_writes():
@@ -168,17 +181,26 @@ def test_docker_compose_rejects_a_broken_file(docker_compose: str, tmp_path: Pat
 
 
 def test_the_services_run_what_make_run_starts(resolved: dict, make_run: RecordingStack):
+    """Each of make run's processes is one replica of a service running its command; a service has as many
+    replicas as make run starts instances (2 schedulers, 2 triggerers, 2 workers)."""
     services = resolved["services"]
-    service_of = {"local-aws": compose.AWS_SERVICE, "local-slack": compose.SLACK_SERVICE}
-    expected = {
-        service_of.get(name) or compose.component_service(name): args
-        for name, args in make_run.started.items()
-    }
+    stand_ins = {"local-aws": compose.AWS_SERVICE, "local-broker": compose.BROKER_SERVICE}
+    stand_ins["local-slack"] = compose.SLACK_SERVICE
+    instances: dict[str, list[list[str]]] = {}
+    for name, args in make_run.started.items():
+        service = stand_ins.get(name) or compose.component_service(name)
+        instances.setdefault(service, []).append(_command(args))
 
-    assert set(make_run.started) == {"local-aws", "local-slack", *AIRFLOW_COMPONENTS}
-    assert set(services) == {*expected, "postgres", compose.INIT_SERVICE}
-    for service, args in expected.items():
-        assert services[service]["command"] == _command(args), service
+    assert set(make_run.started) == {*stand_ins, *make_run.components}
+    assert set(services) == {*instances, "postgres", compose.INIT_SERVICE}
+    for service, commands in instances.items():
+        assert commands == [services[service]["command"]] * len(commands), service
+        assert services[service].get("scale", 1) == len(commands), service
+    assert [services[f"airflow-{kind}"]["scale"] for kind in ("scheduler", "triggerer", "worker")] == [
+        2,
+        2,
+        2,
+    ]
 
 
 def test_init_takes_make_runs_one_off_steps(resolved: dict, make_run: RecordingStack):
@@ -216,7 +238,7 @@ def test_init_stops_at_the_first_failed_step(tmp_path: Path, monkeypatch):
 
 def test_airflow_containers_get_make_runs_environment(resolved: dict, make_run: RecordingStack):
     native = {key: _in_containers(value, make_run.home) for key, value in make_run.env.items()}
-    for service in [compose.INIT_SERVICE, *map(compose.component_service, AIRFLOW_COMPONENTS)]:
+    for service in [compose.INIT_SERVICE, *_airflow_services(make_run)]:
         environment = resolved["services"][service]["environment"]
         unset = {key for key, (value, _why) in EXPECTED_DIFFERENCES.items() if value is None}
         assert set(environment) == set(native) - unset, service
@@ -224,6 +246,11 @@ def test_airflow_containers_get_make_runs_environment(resolved: dict, make_run: 
         assert differences == set(EXPECTED_DIFFERENCES), service
         for key, (value, _why) in EXPECTED_DIFFERENCES.items():
             assert environment.get(key) == value, key
+    assert native["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    # What differs between make run's instances of one component are their ports; in containers each
+    # replica has its own network namespace and keeps the first instance's (the shared environment's).
+    for name, own in make_run.own_env.items():
+        assert {key: make_run.env.get(key) for key in own} == own or name.endswith("-2"), name
     assert (
         native["AIRFLOW__API_AUTH__JWT_SECRET"]
         == resolved["services"][compose.API_SERVICE]["environment"]["AIRFLOW__API_AUTH__JWT_SECRET"]
@@ -234,6 +261,7 @@ def test_ports_are_published_where_make_run_listens(resolved: dict, make_run: Re
     listening = {
         compose.AWS_SERVICE: int(make_run.started["local-aws"][-1]),
         compose.SLACK_SERVICE: int(make_run.started["local-slack"][-1]),
+        compose.BROKER_SERVICE: int(make_run.started["local-broker"][-1]),
         compose.API_SERVICE: int(make_run.env["AIRFLOW__API__PORT"]),
     }
     published = {
@@ -280,13 +308,14 @@ def test_the_repository_is_mounted_where_the_environment_points(resolved: dict):
         assert named == ({env["AIRFLOW_HOME"]: "airflow-home"} if airflow else {}), name
 
 
-def test_services_start_in_order_and_report_health(resolved: dict):
+def test_services_start_in_order_and_report_health(resolved: dict, make_run: RecordingStack):
     services = resolved["services"]
     for name in [
         compose.AWS_SERVICE,
+        compose.BROKER_SERVICE,
         compose.SLACK_SERVICE,
         "postgres",
-        *map(compose.component_service, AIRFLOW_COMPONENTS),
+        *_airflow_services(make_run),
     ]:
         assert services[name]["healthcheck"]["test"][0] in ("CMD", "CMD-SHELL"), name
     init_needs = services[compose.INIT_SERVICE]["depends_on"]
@@ -294,14 +323,15 @@ def test_services_start_in_order_and_report_health(resolved: dict):
         "postgres": {"condition": "service_healthy"},
         compose.AWS_SERVICE: {"condition": "service_healthy"},
     }
-    for component in AIRFLOW_COMPONENTS:
-        needs = services[compose.component_service(component)]["depends_on"]
-        assert needs[compose.INIT_SERVICE] == {"condition": "service_completed_successfully"}, component
-        assert needs[compose.AWS_SERVICE] == needs[compose.SLACK_SERVICE] == {"condition": "service_healthy"}
-    # the scheduler's LocalExecutor runs tasks, which call the API server's execution API
-    assert services[compose.component_service("scheduler")]["depends_on"][compose.API_SERVICE] == {
-        "condition": "service_healthy"
-    }
+    healthy = {"condition": "service_healthy"}
+    for service in _airflow_services(make_run):
+        needs = services[service]["depends_on"]
+        assert needs[compose.INIT_SERVICE] == {"condition": "service_completed_successfully"}, service
+        assert needs[compose.AWS_SERVICE] == needs[compose.SLACK_SERVICE] == healthy
+    # the scheduler queues tasks on the broker; the workers take them and call the execution API
+    assert services["airflow-scheduler"]["depends_on"][compose.BROKER_SERVICE] == healthy
+    assert services["airflow-worker"]["depends_on"][compose.BROKER_SERVICE] == healthy
+    assert services["airflow-worker"]["depends_on"][compose.API_SERVICE] == healthy
 
 
 def test_the_image_is_the_latest_lane(resolved: dict):
