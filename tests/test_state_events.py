@@ -11,16 +11,22 @@ from typing import Any
 import pytest
 
 from ecsjobs import poller
-from ecsjobs.state_events import StateChange, parse
+from ecsjobs.state_events import (
+    FAST_RELEASES,
+    VISIBILITY_TIMEOUT,
+    Handling,
+    StateChange,
+    parse,
+    release_delay,
+)
 
 ARN = "arn:aws:ecs:us-east-1:123456789012:task/batch-jobs/"
 
 
-def _change(task: str, status: str, version: int, receive_count: int = 1) -> StateChange:
+def _change(task: str, status: str, version: int, receive_count: int = 1, age: float = 1) -> StateChange:
     detail = {"taskArn": ARN + task, "lastStatus": status, "version": version}
-    return StateChange(
-        ARN + task, version, detail, f"{task}-{status}-{version}-{receive_count}", receive_count
-    )
+    handle = f"{task}-{status}-{version}-{receive_count}"
+    return StateChange(ARN + task, version, detail, handle, receive_count, time.time() - age)
 
 
 def _run(body: Any) -> Any:
@@ -42,22 +48,41 @@ def test_a_stopped_event_ends_its_wait_and_later_copies_are_dropped():
         return running, future.done() and future.result().task["version"], stopped, again
 
     running, version, stopped, again = _run(body)
-    assert running == ["a-RUNNING-3-1"], "a RUNNING event is consumed without ending the wait"
-    assert version == 7 and stopped == ["a-STOPPED-7-1"]
-    assert again == ["a-STOPPED-7-2", "a-DEPROVISIONING-6-1"], "duplicate and stale: deleted, no effect"
+    assert running == Handling(["a-RUNNING-3-1"], []), "a RUNNING event is consumed without ending the wait"
+    assert version == 7 and stopped == Handling(["a-STOPPED-7-1"], [])
+    assert again.delete == ["a-STOPPED-7-2", "a-DEPROVISIONING-6-1"], "duplicate and stale: deleted"
+    assert again.release == []
 
 
-def test_an_event_nobody_waits_for_stays_queued_until_a_reconciliation_interval_has_passed():
+def test_an_event_nobody_here_waits_for_is_released_for_another_triggerer_and_remembered():
     async def body(p: poller.Poller) -> tuple:
-        kept = p.on_events([_change("b", "STOPPED", 7, receive_count=1)])
+        foreign = p.on_events([_change("b", "STOPPED", 7, receive_count=1)])
         late_wait = p.watch(ARN + "b", 6)  # its STOPPED event came first: the wait ends at once
-        unclaimed = p.on_events([_change("c", "STOPPED", 7, receive_count=7)])
-        return kept, late_wait.done(), unclaimed
+        bounced = p.on_events([_change("c", "STOPPED", 7, receive_count=FAST_RELEASES + 3, age=30)])
+        old = p.on_events([_change("d", "STOPPED", 7, receive_count=2, age=61)])
+        return foreign, late_wait.done(), bounced, old
 
-    kept, ended_at_once, unclaimed = _run(body)
-    assert kept == [], "left in the queue for another triggerer's wait"
+    foreign, ended_at_once, bounced, old = _run(body)
+    assert foreign == Handling([], [("b-STOPPED-7-1", 0)]), "visible again at once, for the next long poll"
     assert ended_at_once
-    assert unclaimed == ["c-STOPPED-7-7"], "received for longer than 60 s (6 x 10 s): deleted"
+    assert bounced.release == [(f"c-STOPPED-7-{FAST_RELEASES + 3}", 4)], "missed often: back off"
+    assert old == Handling(["d-STOPPED-7-2"], []), "older than the 60 s reconciliation interval: deleted"
+
+
+@pytest.mark.parametrize(
+    ("receive_count", "delay"),
+    [
+        (1, 0),
+        (FAST_RELEASES, 0),
+        (FAST_RELEASES + 1, 1),
+        (FAST_RELEASES + 2, 2),
+        (FAST_RELEASES + 4, 8),
+        (FAST_RELEASES + 5, VISIBILITY_TIMEOUT),
+        (500, VISIBILITY_TIMEOUT),
+    ],
+)
+def test_release_delay_is_at_once_then_grows_to_the_visibility_timeout(receive_count: int, delay: int):
+    assert release_delay(receive_count) == delay
 
 
 @pytest.mark.parametrize(
@@ -72,8 +97,9 @@ def test_messages_that_are_not_task_state_changes_are_not_events(body):
 def test_a_task_state_change_message_is_parsed():
     detail = {"taskArn": ARN + "d", "lastStatus": "STOPPED", "version": 7}
     body = json.dumps({"source": "aws.ecs", "detail-type": "ECS Task State Change", "detail": detail})
-    change = parse({"Body": body, "ReceiptHandle": "r", "Attributes": {"ApproximateReceiveCount": "3"}})
-    assert change == StateChange(ARN + "d", 7, detail, "r", 3)
+    attributes = {"ApproximateReceiveCount": "3", "SentTimestamp": "1765000000123"}
+    change = parse({"Body": body, "ReceiptHandle": "r", "Attributes": attributes})
+    assert change == StateChange(ARN + "d", 7, detail, "r", 3, 1765000000.123)
 
 
 def test_a_cancelled_caller_lets_its_connection_lookup_finish_first():

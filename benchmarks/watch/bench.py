@@ -14,15 +14,22 @@ reconciles, every 60 s). Measured from the server's call log and task timeline: 
 while they run, the delay from a task's ``stoppedAt`` to its trigger's event, and the CPU seconds both
 processes spent.
 Airflow logs at WARNING for every trigger alike. Prints a Markdown table.
+
+``--triggerers K ...`` runs the event mode's waits in K processes instead (``events/K`` in the table), as K
+triggerers would hold them: each its own interpreter, event loop, poller and listener on the one queue, the
+waits dealt out round-robin. ``--event-faults`` drops, duplicates and reorders a share of the STOPPED events
+(``--fault-rate``) in those phases, so that the table shows whether any completion was missed.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import math
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -32,6 +39,8 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+
+FAULT_KINDS = ("drop", "duplicate", "reorder")
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER, FAMILY, CONTAINER = "batch-jobs", "data-processor", "batch-container"
@@ -125,7 +134,38 @@ async def _wait_all(triggers: list[Any]) -> list[float | BaseException]:
     return await asyncio.gather(*(first_event(t) for t in triggers), return_exceptions=True)
 
 
-def run_phase(kind: str, n: int, args: argparse.Namespace, log_dir: Path) -> Phase:
+def _wait_in_processes(arns: list[str], k: int, args: argparse.Namespace) -> tuple[list, float]:
+    """The waits dealt out round-robin to ``k`` processes (``--wait`` mode of this file), each printing its
+    waits' arrival times as JSON; their outcomes in ``arns``' order, and the CPU seconds they spent."""
+    shares = [arns[i::k] for i in range(k)]
+    command = [sys.executable, __file__, "--wait", "--interval", str(args.interval)]
+    processes = [
+        psutil.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in shares
+    ]
+    for process, share in zip(processes, shares, strict=True):
+        process.stdin.write(json.dumps(share))
+        process.stdin.close()
+    outcomes: dict[str, float | BaseException] = {}
+    cpu = 0.0
+    for process, share in zip(processes, shares, strict=True):
+        result = json.loads(process.stdout.read())
+        cpu += result["cpu"]
+        process.wait()
+        for arn, at in zip(share, result["arrivals"], strict=True):
+            outcomes[arn] = at if isinstance(at, float) else RuntimeError(at)
+    return [outcomes[arn] for arn in arns], cpu
+
+
+def wait_main(interval: float) -> None:
+    """``--wait``: one triggerer's share of the waits, read as JSON from stdin."""
+    arns = json.load(sys.stdin)
+    cpu = time.process_time()
+    outcomes = asyncio.run(_wait_all([_trigger("events", arn, interval) for arn in arns]))
+    arrivals = [at if isinstance(at, float) else repr(at) for at in outcomes]
+    print(json.dumps({"arrivals": arrivals, "cpu": time.process_time() - cpu}))
+
+
+def run_phase(kind: str, n: int, args: argparse.Namespace, log_dir: Path, processes: int = 0) -> Phase:
     import boto3
 
     from ecsjobs.catalog import load_catalog
@@ -137,6 +177,9 @@ def run_phase(kind: str, n: int, args: argparse.Namespace, log_dir: Path) -> Pha
     try:
         os.environ.update(connections(Ports(aws=server.port, slack=0, api=0)))
         seed(load_catalog(REPO / "config", "local"), server.url)
+        if processes and args.event_faults:
+            for fault in FAULT_KINDS:
+                server.post("/_local/event-faults", {"kind": fault, "rate": args.fault_rate, "status": "*"})
         ecs = boto3.client(
             "ecs",
             endpoint_url=server.url,
@@ -149,9 +192,12 @@ def run_phase(kind: str, n: int, args: argparse.Namespace, log_dir: Path) -> Pha
         server_cpu = sum(server_process.cpu_times()[:2])
         client_cpu = time.process_time()
         started = time.time()
-        outcomes = asyncio.run(_wait_all([_trigger(kind, arn, args.interval) for arn in arns]))
+        if processes:
+            outcomes, client_cpu = _wait_in_processes(arns, processes, args)
+        else:
+            outcomes = asyncio.run(_wait_all([_trigger(kind, arn, args.interval) for arn in arns]))
+            client_cpu = time.process_time() - client_cpu
         ended = time.time()
-        client_cpu = time.process_time() - client_cpu
         server_cpu = sum(server_process.cpu_times()[:2]) - server_cpu
         stopped_at = {t["taskArn"]: t["stoppedAt"] for t in server.get("/_local/tasks")}
         calls = server.get(f"/_local/calls?action=DescribeTasks&since={started}")
@@ -175,7 +221,7 @@ def run_phase(kind: str, n: int, args: argparse.Namespace, log_dir: Path) -> Pha
     steady_minutes = (first_stop - steady_from) / 60 if first_stop > steady_from else math.nan
     delays = [at - stopped_at[arn] for arn, at in zip(arns, outcomes, strict=True) if isinstance(at, float)]
     return Phase(
-        trigger=kind,
+        trigger=f"{kind}/{processes}" + (" faults" if args.event_faults else "") if processes else kind,
         tasks=n,
         steady_calls_per_min=len(steady) / steady_minutes,
         calls_per_min=len(calls) * 60 / (ended - started),
@@ -236,7 +282,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--interval", type=float, default=6.0, help="poll interval of both triggers (s)")
     parser.add_argument("--warmup", type=float, default=60.0, help="shortest task run (s)")
     parser.add_argument("--spread", type=float, default=60.0, help="the tasks stop over this many seconds")
+    parser.add_argument(
+        "--triggerers", type=int, nargs="*", default=[], help="event mode in K triggerer processes, per K"
+    )
+    parser.add_argument("--event-faults", action="store_true", help="drop, duplicate, reorder events")
+    parser.add_argument("--fault-rate", type=float, default=0.05, help="share of events each fault hits")
+    parser.add_argument("--wait", action="store_true", help=argparse.SUPPRESS)  # a triggerer process
     args = parser.parse_args(argv)
+    if args.wait:
+        wait_main(args.interval)
+        return
 
     home = Path(tempfile.mkdtemp(prefix="ecsjobs-bench-watch-"))
     from local.settings import Ports, airflow_env
@@ -246,10 +301,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     phases = []
     for n in args.sizes:
-        for kind in args.triggers:
-            phase = run_phase(kind, n, args, home)
+        runs = [(kind, 0) for kind in args.triggers] + [("events", k) for k in args.triggerers]
+        for kind, k in runs:
+            phase = run_phase(kind, n, args, home, k)
             print(
-                f"done: N={n} {kind}: {phase.calls} calls, {phase.errors} errors", file=sys.stderr, flush=True
+                f"done: N={n} {phase.trigger}: {phase.calls} calls, {phase.errors} errors",
+                file=sys.stderr,
+                flush=True,
             )
             phases.append(phase)
     print(_table(phases, args.interval))

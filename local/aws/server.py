@@ -22,7 +22,7 @@ from types import TracebackType
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from local.aws import ecs_sim, query_definitions, task_events
+from local.aws import ecs_sim, query_definitions, sqs_release, task_events
 from local.aws.app import LocalAwsApp
 from local.aws.ids import enable_custom_ids
 from local.settings import LOCAL_AWS_PORT
@@ -51,6 +51,7 @@ class LocalAws:
         ecs_sim.install(self.simulator)
         query_definitions.install()
         task_events.install()
+        sqs_release.install()
         _enable_custom_ids()
         self._server = make_server(
             self._host, self._port, self.app, threaded=True, request_handler=MotoRequestHandler

@@ -30,7 +30,7 @@ from airflow.providers.amazon.aws.hooks.ecs import EcsHook
 
 from ecsjobs.aws import AWS_ERRORS, backoff, is_throttling, is_transient
 from ecsjobs.comms import finished
-from ecsjobs.state_events import VISIBILITY_TIMEOUT, EventListener, StateChange
+from ecsjobs.state_events import EventListener, Handling, StateChange, release_delay
 
 log = logging.getLogger(__name__)
 
@@ -274,25 +274,27 @@ class Poller:
             )
         self.events_ok = healthy
 
-    def on_events(self, changes: list[StateChange]) -> list[str]:
-        """Settle the waits whose task's STOPPED event arrived; the receipt handles of the messages done with
-        (handled, duplicate or stale, or unclaimed for a whole reconciliation interval)."""
-        done = []
+    def on_events(self, changes: list[StateChange]) -> Handling:
+        """Settle the waits whose task's STOPPED event arrived. Delete the messages done with (handled,
+        duplicate or stale, or older than a reconciliation interval); release the STOPPED events nobody here
+        waits for, for another triggerer's wait (``ecsjobs.state_events``), remembering them for a wait that
+        registers here later."""
+        delete, release = [], []
         now = time.time()
-        unclaimed_receives = max(1, self.reconcile_interval // VISIBILITY_TIMEOUT)
         for change in changes:
             arn = change.task_arn
             if change.version <= self._memory.versions.get(arn, 0):
-                done.append(change.receipt_handle)
+                delete.append(change.receipt_handle)
             elif arn in self._waiters:
                 if change.task.get("lastStatus") == "STOPPED":
                     self._settle(arn, Sighting(change.task, now))
-                done.append(change.receipt_handle)
-            elif change.receive_count > unclaimed_receives or change.task.get("lastStatus") != "STOPPED":
-                done.append(change.receipt_handle)
+                delete.append(change.receipt_handle)
+            elif change.task.get("lastStatus") != "STOPPED" or now - change.sent_at > self.reconcile_interval:
+                delete.append(change.receipt_handle)
             else:
                 _remember(self._memory.unclaimed, arn, Sighting(change.task, now))
-        return done
+                release.append((change.receipt_handle, release_delay(change.receive_count)))
+        return Handling(delete, release)
 
     async def _poll(self, client: Any) -> bool:
         """One round over the watched tasks; True if ECS throttled a call. A reconciliation (events readable)

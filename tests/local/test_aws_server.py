@@ -660,3 +660,35 @@ def test_each_state_change_is_an_eventbridge_event_in_the_describe_tasks_shape(c
     times = [datetime.fromisoformat(e["detail"]["updatedAt"]) for e in mine]
     assert times == sorted(times) and times[-2] == described["stoppedAt"], "each event as of its change"
     assert "tags" not in detail
+
+
+def test_a_released_message_wakes_a_long_poll_in_flight_as_sqs_does(cloud: Env) -> None:
+    """moto looks again once a second; SQS hands a message made visible to a waiting long poll at once
+    (``local/aws/sqs_release.py``). The release comes 0.1 s into the other poll: stock moto answers about
+    0.9 s later, the local AWS within a few milliseconds (0.5 s allowed for a busy machine)."""
+    import threading
+
+    sqs = cloud.server.client("sqs")
+    queue = sqs.create_queue(QueueName=f"release-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    delays = []
+    for _ in range(3):
+        sqs.send_message(QueueUrl=queue, MessageBody="event")
+        (held,) = sqs.receive_message(QueueUrl=queue, VisibilityTimeout=30)["Messages"]
+        answered: list[float] = []
+
+        def long_poll() -> None:
+            got = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=5, VisibilityTimeout=30)
+            answered.append(time.monotonic())
+            handles = [{"Id": "0", "ReceiptHandle": m["ReceiptHandle"]} for m in got.get("Messages", [])]
+            assert handles, "the released message was not received"
+            sqs.delete_message_batch(QueueUrl=queue, Entries=handles)
+
+        poll = threading.Thread(target=long_poll)
+        poll.start()
+        time.sleep(0.1)
+        released = time.monotonic()
+        entry = {"Id": "0", "ReceiptHandle": held["ReceiptHandle"], "VisibilityTimeout": 0}
+        sqs.change_message_visibility_batch(QueueUrl=queue, Entries=[entry])
+        poll.join(10)
+        delays.append(answered[0] - released)
+    assert max(delays) < 0.5, delays
