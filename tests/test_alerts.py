@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import textwrap
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -208,7 +209,8 @@ def test_a_step_running_past_its_expected_duration_alerts_while_it_runs(run_job,
     assert datetime.fromisoformat(message["time"]).timestamp() < task["stoppedAt"]  # sent while it ran
 
 
-def test_the_deadline_alert_is_an_airflow_deadline_that_posts_to_slack(slack, monkeypatch):
+def test_the_deadline_alert_is_an_airflow_deadline_that_posts_to_slack_once(slack, aws, monkeypatch):
+    """Posted once per run: a callback run again (a restarted or another triggerer) finds it claimed."""
     from airflow.sdk.definitions.deadline import DeadlineReference
 
     from ecsjobs.alerts import run_late
@@ -224,15 +226,18 @@ def test_the_deadline_alert_is_an_airflow_deadline_that_posts_to_slack(slack, mo
         "slack_conn_id": "slack_local",
         "channel": "#finance-close",
         "deadline": "4:00:00",
+        "claim": {"aws_conn_id": "aws_local", "region_name": "us-east-1", "group": "/batch-jobs/audit"},
     }
     assert not dags["data_processor"].deadline  # no deadline configured
 
-    context = {"dag_run": {"dag_id": "month_end_close", "dag_run_id": "scheduled__2026-04-30T22:00:00+00:00"}}
+    run_id = f"scheduled__2026-04-30T22:00:00+00:00-{uuid.uuid4().hex[:6]}"  # unclaimed by earlier sessions
+    context = {"dag_run": {"dag_id": "month_end_close", "dag_run_id": run_id}}
     assert asyncio.run(run_late(**alert.callback.kwargs, context=context)) is True
+    assert asyncio.run(run_late(**alert.callback.kwargs, context=context)) is False
     (message,) = slack.get("/messages")
     assert message["channel"] == "#finance-close"
     assert "Run missed its deadline: month_end_close" in message["text"]
-    assert "scheduled__2026-04-30T22:00:00+00:00" in _texts(message) and "4:00:00" in _texts(message)
+    assert run_id in _texts(message) and "4:00:00" in _texts(message)
 
 
 def test_metrics_and_audit_failures_never_fail_the_step(run_job, slack, aws, caplog):

@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 100, 500])
     parser.add_argument(
         "--triggers",
-        nargs="+",
+        nargs="*",
         default=["events", "ecsjobs", "provider"],
         choices=["events", "ecsjobs", "provider"],
         help="events: ecsjobs with the SQS queue of ECS task events; ecsjobs: batched polling; provider: "

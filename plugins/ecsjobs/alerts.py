@@ -24,6 +24,7 @@ from typing import Any
 
 from airflow.sdk import BaseNotifier
 
+from ecsjobs.claims import aclaim
 from ecsjobs.comms import finished
 from ecsjobs.outcome import OutcomeClass
 from ecsjobs.steprun import StepRun, task_duration
@@ -291,10 +292,23 @@ def _run_without_result(context, task: dict[str, Any] | None = None, outcome: An
     return replace(run, outcome=OutcomeClass.NO_RESULT, reason=reason)
 
 
-async def run_late(slack_conn_id: str, channel: str, deadline: str, context: dict | None = None) -> bool:
-    """Deadline Alert callback (runs in the triggerer): the run is still going past its deadline."""
+async def run_late(
+    slack_conn_id: str,
+    channel: str,
+    deadline: str,
+    context: dict | None = None,
+    claim: dict[str, Any] | None = None,
+) -> bool:
+    """Deadline Alert callback (runs in the triggerer): the run is still going past its deadline. With a
+    ``claim`` (``{"aws_conn_id", "region_name", "group"}``, ``ecsjobs.claims``) a callback run again, by a
+    restarted or another triggerer, does not alert again."""
     dag_run = (context or {}).get("dag_run") or {}  # Airflow's DAGRunResponse, as JSON
     job, run_id = _get(dag_run, "dag_id"), _get(dag_run, "dag_run_id")
+    if claim and not await aclaim(
+        claim["aws_conn_id"], claim["region_name"], claim["group"], "run_late", job, run_id
+    ):
+        log.info("Run %s of %s is late; alerted already", run_id, job)
+        return False
     return await asend(slack_conn_id, run_late_message(channel, job, run_id, deadline, None))
 
 

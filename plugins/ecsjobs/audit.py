@@ -38,10 +38,19 @@ def write(client: Any, group: str, record: dict[str, Any]) -> bool:
     return True
 
 
-def reported(client: Any, group: str, record: dict[str, Any], since: datetime | None) -> bool:
-    """Whether ``group`` already holds a record of the same ECS task with the same outcome, written since
-    ``since`` (when the task stopped: no earlier record can be of its result). A failed read answers False:
-    a record written twice beats a record lost."""
+def reported(
+    client: Any, group: str, record: dict[str, Any], since: datetime | None, within: float = 0.0
+) -> bool:
+    """Whether ``group`` holds a record of the same ECS task with the same outcome, written since ``since``
+    (when the task stopped: no earlier record can be of its result), looking again each second for
+    ``within`` seconds. A failed read answers False: a record written twice beats a record lost."""
+    deadline = time.monotonic() + within
+    while not (found := _reported(client, group, record, since)) and time.monotonic() < deadline:
+        time.sleep(1.0)
+    return found
+
+
+def _reported(client: Any, group: str, record: dict[str, Any], since: datetime | None) -> bool:
     start = {"startTime": int(since.timestamp() * 1000)} if since else {}
     token: str | None = None
     try:

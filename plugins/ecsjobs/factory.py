@@ -163,6 +163,7 @@ def _deadline(job: Any, env: Environment) -> dict[str, Any]:
         "slack_conn_id": alerts.slack_conn_id,
         "channel": alerts.channel,
         "deadline": str(job.alerts.deadline),
+        "claim": {"aws_conn_id": env.aws_conn_id, "region_name": env.region, "group": env.audit_log_group},
     }
     return {
         "deadline": DeadlineAlert(

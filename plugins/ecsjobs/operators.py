@@ -32,7 +32,7 @@ from airflow.providers.amazon.aws.operators.ecs import EcsRunTaskOperator
 from airflow.providers.amazon.aws.utils.identifiers import generate_uuid
 from botocore.exceptions import ClientError
 
-from ecsjobs import audit, aws, metrics, provider
+from ecsjobs import audit, aws, claims, metrics, provider
 from ecsjobs.alerts import LATE_FACTOR, Route, step_message
 from ecsjobs.aws import BOTOCORE_CONFIG, is_transient
 from ecsjobs.cost import Estimate, estimate
@@ -60,6 +60,8 @@ from ecsjobs.triggers import EcsTaskWaitTrigger
 
 # The defer timeout is a safety net behind the trigger's own deadline, for a triggerer that never answers.
 DEFER_GRACE = timedelta(minutes=10)
+# Seconds a try waits for the audit record of a result another try claimed (``_report``) before writing it.
+CLAIM_GRACE = 15.0
 CAPACITY_RETRY_DELAYS = (5, 15)  # seconds between RunTask attempts on the same capacity within one try
 # RunTask: "A total of 8192 characters are allowed for overrides", JSON formatting included.
 MAX_OVERRIDES_LENGTH = 8192
@@ -311,10 +313,12 @@ class EcsJobOperator(EcsRunTaskOperator):
         late_after = self.expected_duration * LATE_FACTOR
         run = self._step_run(context, None, launch, final=False)
         note = f"Still running after {late_after} (expected about {self.expected_duration})."
+        once = {"group": self.audit_log_group, "job": context["dag"].dag_id, "key": self.arn}
         return {
             "at": started + late_after.total_seconds(),
             "slack_conn_id": self.late_alert.slack_conn_id,
             "message": step_message("late", self.late_alert.channel, run, note=note).to_dict(),
+            **({"claim": once} if self.audit_log_group else {}),
         }
 
     def _start(self, context, spot_losses: int, taskless_tries: int = 0) -> str:
@@ -533,18 +537,24 @@ class EcsJobOperator(EcsRunTaskOperator):
     def _report(self, context, run: StepRun, task: dict[str, Any] | None) -> None:
         """XCom, metrics and audit record of a try with a result; the last two never fail the step.
 
-        The audit record is written last: it marks the result as reported. An adopted result whose lost try
-        got that far is not reported (nor alerted) again.
+        An ECS task's result is reported once, by the first try to claim it (``ecsjobs.claims``): a try that
+        adopts the result of a try Airflow lost, or runs beside it on another worker, reports (and alerts)
+        nothing the other did, unless the claimer's audit record is still missing ``CLAIM_GRACE`` later.
         """
         self.step_run = run
         record = run.record()
         context["ti"].xcom_push(key="ecs_run", value=record)
         logs = self._client("logs") if self.audit_log_group else None
-        adopted = logs is not None and run.adopted_from is not None
-        if adopted and audit.reported(logs, self.audit_log_group, record, task_stopped_at(task)):
-            self.log.info("Try %s already reported ECS task %s; not again", run.adopted_from, self.arn)
-            self.step_run = replace(run, reported_before=True)
-            return
+        if logs and task and not claims.claim(logs, self.audit_log_group, "result", record["job"], self.arn):
+            # Another try claimed it: it writes the record within moments, unless it died first.
+            since = task_stopped_at(task)
+            if audit.reported(logs, self.audit_log_group, record, since, within=CLAIM_GRACE):
+                self.log.info("ECS task %s's result was reported by another try; not again", self.arn)
+                self.step_run = replace(run, reported_before=True)
+                return
+            self.log.warning(
+                "The try that claimed ECS task %s's result never reported it: reporting", self.arn
+            )
         if self.metrics_namespace:
             metrics.publish(self._client("cloudwatch"), self.metrics_namespace, metrics.step_metric_data(run))
         if logs:

@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 
 from ecsjobs.alerts import Message, asend
 from ecsjobs.aws import AWS_ERRORS, backoff, is_transient
+from ecsjobs.claims import aclaim
 from ecsjobs.comms import finished
 from ecsjobs.poller import DEFAULT_BOTOCORE_CONFIG, DEFAULT_RECONCILE_INTERVAL, Sighting, poller_for
 
@@ -57,9 +58,10 @@ class EcsTaskWaitTrigger(BaseTrigger):
     :param log_region_name: region of the log group, if not the cluster's.
     :param botocore_config: Configuration dictionary for the botocore clients (default: adaptive retries).
         Waits on one cluster share the client made with the config of the first of them.
-    :param late_alert: ``{"at": epoch seconds, "slack_conn_id": ..., "message": alerts.Message as a dict}``:
-        the "running late" Slack alert to send if the task is still running at ``at``. A triggerer restart
-        after ``at`` sends it again.
+    :param late_alert: ``{"at": epoch seconds, "slack_conn_id": ..., "message": alerts.Message as a dict,
+        "claim": {"group", "job", "key"} or absent}``: the "running late" Slack alert to send if the task is
+        still running at ``at``; with a claim (``ecsjobs.claims``) only the first trigger to reach ``at``
+        sends it, so a triggerer restarted after ``at``, or another triggerer taking the wait over, does not.
     :param not_before: epoch seconds before which the event is held back: Airflow may take a trigger that
         fires within seconds of its task deferring for a failure of the resumed try (apache/airflow#72716).
     :param events_queue: SQS queue fed with the cluster's ECS task state change events
@@ -185,6 +187,12 @@ class EcsTaskWaitTrigger(BaseTrigger):
     async def _alert_late(self) -> None:
         """Send the "running late" alert at its time; cancelled when the task stops first."""
         await asyncio.sleep(max(0.0, self.late_alert["at"] - time.time()))
+        once = self.late_alert.get("claim")
+        if once and not await aclaim(
+            self.aws_conn_id, self.region_name, once["group"], "late", once["job"], once["key"]
+        ):
+            self.log.info("ECS task %s is running late; alerted already.", self.task_arn)
+            return
         self.log.warning("ECS task %s is running late: alerting Slack.", self.task_arn)
         await asend(self.late_alert["slack_conn_id"], Message(**self.late_alert["message"]))
 

@@ -676,7 +676,7 @@ def test_a_released_message_wakes_a_long_poll_in_flight_as_sqs_does(cloud: Env) 
         (held,) = sqs.receive_message(QueueUrl=queue, VisibilityTimeout=30)["Messages"]
         answered: list[float] = []
 
-        def long_poll() -> None:
+        def long_poll(answered: list[float] = answered) -> None:
             got = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=5, VisibilityTimeout=30)
             answered.append(time.monotonic())
             handles = [{"Id": "0", "ReceiptHandle": m["ReceiptHandle"]} for m in got.get("Messages", [])]
