@@ -60,7 +60,10 @@ TASK_EVENTS_ACTIONS = {
 ONE_JOB = "description: x\nstart_date: 2026-01-01\ntask_definition: {family}\ncontainer: app\n"
 # signing name -> IAM prefix
 IAM_PREFIX = {"ecs": "ecs", "logs": "logs", "monitoring": "cloudwatch", "iam": "iam", "sqs": "sqs"}
-BATCH_ACTIONS = {"sqs:DeleteMessageBatch": "sqs:DeleteMessage"}  # IAM authorizes a batch as its single action
+BATCH_ACTIONS = {  # IAM authorizes a batch as its single action
+    "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
+}
 
 
 def _cli_env() -> dict[str, str]:

@@ -151,6 +151,7 @@ def execution_role_policy(catalog: Catalog) -> dict[str, Any]:
             _statement(
                 "TaskEventsQueue",
                 [
+                    "sqs:ChangeMessageVisibility",  # a foreign event is released for the other triggerers
                     "sqs:CreateQueue",
                     "sqs:DeleteMessage",
                     "sqs:GetQueueAttributes",
