@@ -13,6 +13,7 @@ import pytest
 from ecsjobs import claims
 from ecsjobs.alerts import Message
 from ecsjobs.triggers import EcsTaskWaitTrigger
+from tests.support import wait_until
 
 pytestmark = pytest.mark.integration
 GROUP = "/batch-jobs/audit"  # the local environment's audit log group (local.seed creates it)
@@ -32,9 +33,6 @@ def test_the_first_claim_wins_and_every_later_one_loses(aws):
     logs, key = _logs(aws), f"arn:aws:ecs:us-east-1:1:task/batch-jobs/{uuid.uuid4().hex}"
     assert claims.claim(logs, GROUP, "result", "data_processor", key) is True
     assert claims.claim(logs, GROUP, "result", "data_processor", key) is False
-    assert (
-        asyncio.run(claims.aclaim("aws_local", "us-east-1", GROUP, "result", "data_processor", key)) is False
-    )
     assert claims.claim(logs, GROUP, "late", "data_processor", key) is True, "another kind: its own claim"
     name = claims.stream_name("result", "data_processor", key)
     assert ":" not in name and "*" not in name and len(name) <= 512
@@ -44,7 +42,39 @@ def test_a_claim_that_cannot_be_made_is_granted(aws):
     """No such log group (or no permission, or no route): going ahead beats losing the alert."""
     key = uuid.uuid4().hex
     assert claims.claim(_logs(aws), "/no/such/group", "late", "job", key) is True
-    assert asyncio.run(claims.aclaim("aws_local", "us-east-1", "/no/such/group", "late", "job", key)) is True
+    sent = []
+    assert asyncio.run(_once("/no/such/group", key, sent)) is True and sent == [key]
+
+
+async def _once(group: str, key: str, sent: list[str]) -> bool:
+    async def send() -> bool:
+        sent.append(key)
+        return True
+
+    return await claims.aonce("aws_local", "us-east-1", group, "late", "late_job", key, send)
+
+
+def test_work_claimed_and_marked_done_is_never_done_again(aws):
+    key, sent = uuid.uuid4().hex, []
+    assert asyncio.run(_once(GROUP, key, sent)) is True
+    assert asyncio.run(_once(GROUP, key, sent)) is False
+    assert sent == [key]
+
+
+def test_a_claim_whose_claimer_died_before_doing_it_is_taken_over_once(aws, monkeypatch):
+    """The claimer (a triggerer killed at the alert's time) made the claim stream and never marked it done:
+    after ``TAKEOVER_AFTER`` the first of the processes that find it does the work, the others do not."""
+    monkeypatch.setattr(claims, "TAKEOVER_AFTER", 1.0)
+    key, sent = uuid.uuid4().hex, []
+    assert claims.claim(_logs(aws), GROUP, "late", "late_job", key) is True  # and then it died
+
+    async def three() -> list[bool]:
+        return await asyncio.gather(*(_once(GROUP, key, sent) for _ in range(3)))
+
+    started = time.monotonic()
+    assert sorted(asyncio.run(three())) == [False, False, True]
+    assert sent == [key] and time.monotonic() - started >= 1.0, "taken over only once the claim was stale"
+    assert asyncio.run(_once(GROUP, key, sent)) is False and sent == [key], "marked done by the taker"
 
 
 def test_a_late_alert_is_sent_once_by_however_many_triggers_reach_its_time(aws, slack):
@@ -65,3 +95,36 @@ def test_a_late_alert_is_sent_once_by_however_many_triggers_reach_its_time(aws, 
     for again in (trigger, EcsTaskWaitTrigger(**kwargs), EcsTaskWaitTrigger(**kwargs)):
         asyncio.run(again._alert_late())
     assert [m["text"] for m in slack.get("/messages")] == [f"Step running late: {arn}"]
+
+
+def test_a_wait_begun_after_its_task_ended_late_still_alerts_once(aws, ecs, slack):
+    """A triggerer that died at the alert's time: the trigger runs again on another once the task has
+    stopped, sees the end at once, and still owes the alert (the task ran past its time); a task that
+    stopped before its alert's time alerts never."""
+    from tests.test_waiting import _event, _start, _trigger
+
+    late_arn, on_time_arn = _start(aws, ecs, 2, duration=0.5)
+    wait_until(lambda: _stopped(ecs, [late_arn, on_time_arn]), 30, "both tasks to stop")
+    stopped_at = _stopped(ecs, [late_arn])[late_arn]
+
+    def alert(arn: str, at: float) -> dict:
+        text = f"Step running late: {arn}"
+        return {
+            "at": at,
+            "slack_conn_id": "slack_local",
+            "message": Message(channel="#late", text=text, blocks=[]).to_dict(),
+            "claim": {"group": GROUP, "job": "late_job", "key": arn},
+        }
+
+    for _ in range(2):  # the trigger as the other triggerer runs it, then as a restarted one
+        asyncio.run(_event(_trigger(late_arn, late_alert=alert(late_arn, stopped_at - 0.2))))
+    asyncio.run(_event(_trigger(on_time_arn, late_alert=alert(on_time_arn, stopped_at + 60))))
+    assert [m["text"] for m in slack.get("/messages")] == [f"Step running late: {late_arn}"]
+
+
+def _stopped(ecs, arns: list[str]) -> dict[str, float]:
+    """Each stopped task's stoppedAt (epoch seconds); empty until all have stopped."""
+    tasks = ecs.describe_tasks(cluster="batch-jobs", tasks=arns)["tasks"]
+    if any(t["lastStatus"] != "STOPPED" for t in tasks):
+        return {}
+    return {t["taskArn"]: t["stoppedAt"].timestamp() for t in tasks}

@@ -24,7 +24,7 @@ from typing import Any
 
 from airflow.sdk import BaseNotifier
 
-from ecsjobs.claims import aclaim
+from ecsjobs.claims import aonce
 from ecsjobs.comms import finished
 from ecsjobs.outcome import OutcomeClass
 from ecsjobs.steprun import StepRun, task_duration
@@ -304,12 +304,14 @@ async def run_late(
     restarted or another triggerer, does not alert again."""
     dag_run = (context or {}).get("dag_run") or {}  # Airflow's DAGRunResponse, as JSON
     job, run_id = _get(dag_run, "dag_id"), _get(dag_run, "dag_run_id")
-    if claim and not await aclaim(
-        claim["aws_conn_id"], claim["region_name"], claim["group"], "run_late", job, run_id
-    ):
+    message = run_late_message(channel, job, run_id, deadline, None)
+    if not claim:
+        return await asend(slack_conn_id, message)
+    ids = claim["aws_conn_id"], claim["region_name"], claim["group"]
+    if not await aonce(*ids, "run_late", job, run_id, lambda: asend(slack_conn_id, message)):
         log.info("Run %s of %s is late; alerted already", run_id, job)
         return False
-    return await asend(slack_conn_id, run_late_message(channel, job, run_id, deadline, None))
+    return True
 
 
 def _get(obj: Any, name: str) -> str:

@@ -18,9 +18,10 @@ from botocore.exceptions import ClientError
 
 from ecsjobs.alerts import Message, asend
 from ecsjobs.aws import AWS_ERRORS, backoff, is_transient
-from ecsjobs.claims import aclaim
+from ecsjobs.claims import aonce
 from ecsjobs.comms import finished
 from ecsjobs.poller import DEFAULT_BOTOCORE_CONFIG, DEFAULT_RECONCILE_INTERVAL, Sighting, poller_for
+from ecsjobs.steprun import task_stopped_at
 
 DEFAULT_STOP_REASON = "Stopped by Airflow: the step's deadline passed"
 DEFAULT_KILL_REASON = "Stopped by Airflow: the task instance was killed by a user"
@@ -159,6 +160,10 @@ class EcsTaskWaitTrigger(BaseTrigger):
         try:
             async with self._forwarding_logs():
                 sighting, stopped_at_deadline = await self._wait(future)
+            if late and self._ran_late(sighting):
+                # The task was still running at the alert's time, but this wait began later or saw the end
+                # first (it took over from a triggerer that died): the alert is owed all the same.
+                await asyncio.wait([late])
         finally:
             if late:
                 late.cancel()
@@ -185,16 +190,26 @@ class EcsTaskWaitTrigger(BaseTrigger):
             self.log.exception("Failed to stop ECS task %s; it keeps running until it ends.", self.task_arn)
 
     async def _alert_late(self) -> None:
-        """Send the "running late" alert at its time; cancelled when the task stops first."""
+        """Send the "running late" alert at its time; cancelled when the task stops before it."""
         await asyncio.sleep(max(0.0, self.late_alert["at"] - time.time()))
         once = self.late_alert.get("claim")
-        if once and not await aclaim(
-            self.aws_conn_id, self.region_name, once["group"], "late", once["job"], once["key"]
+        message = Message(**self.late_alert["message"])
+
+        async def send() -> bool:
+            self.log.warning("ECS task %s is running late: alerting Slack.", self.task_arn)
+            return await asend(self.late_alert["slack_conn_id"], message)
+
+        if not once:
+            await send()
+        elif not await aonce(
+            self.aws_conn_id, self.region_name, once["group"], "late", once["job"], once["key"], send
         ):
             self.log.info("ECS task %s is running late; alerted already.", self.task_arn)
-            return
-        self.log.warning("ECS task %s is running late: alerting Slack.", self.task_arn)
-        await asend(self.late_alert["slack_conn_id"], Message(**self.late_alert["message"]))
+
+    def _ran_late(self, sighting: Sighting) -> bool:
+        """Whether the task was still running at the late alert's time (its end unknown: when it was seen)."""
+        stopped = task_stopped_at(sighting.task)
+        return (stopped.timestamp() if stopped else sighting.detected_at) > self.late_alert["at"]
 
     async def _wait(self, future: asyncio.Future[Sighting]) -> tuple[Sighting, bool]:
         """The task's end, and whether the trigger stopped it at the deadline first."""
