@@ -12,7 +12,7 @@ import pytest
 
 from ecsjobs import poller
 from ecsjobs.state_events import (
-    FAST_RELEASES,
+    FAST_RELEASE_SECONDS,
     VISIBILITY_TIMEOUT,
     Handling,
     StateChange,
@@ -58,31 +58,33 @@ def test_an_event_nobody_here_waits_for_is_released_for_another_triggerer_and_re
     async def body(p: poller.Poller) -> tuple:
         foreign = p.on_events([_change("b", "STOPPED", 7, receive_count=1)])
         late_wait = p.watch(ARN + "b", 6)  # its STOPPED event came first: the wait ends at once
-        bounced = p.on_events([_change("c", "STOPPED", 7, receive_count=FAST_RELEASES + 3, age=30)])
+        bounced = p.on_events([_change("c", "STOPPED", 7, receive_count=40, age=FAST_RELEASE_SECONDS + 4.5)])
         old = p.on_events([_change("d", "STOPPED", 7, receive_count=2, age=61)])
         return foreign, late_wait.done(), bounced, old
 
     foreign, ended_at_once, bounced, old = _run(body)
     assert foreign == Handling([], [("b-STOPPED-7-1", 0)]), "visible again at once, for the next long poll"
     assert ended_at_once
-    assert bounced.release == [(f"c-STOPPED-7-{FAST_RELEASES + 3}", 4)], "missed often: back off"
+    assert bounced.release == [("c-STOPPED-7-40", 4)], "unclaimed for seconds: back off"
     assert old == Handling(["d-STOPPED-7-2"], []), "older than the 60 s reconciliation interval: deleted"
 
 
 @pytest.mark.parametrize(
-    ("receive_count", "delay"),
+    ("age", "delay"),
     [
-        (1, 0),
-        (FAST_RELEASES, 0),
-        (FAST_RELEASES + 1, 1),
-        (FAST_RELEASES + 2, 2),
-        (FAST_RELEASES + 4, 8),
-        (FAST_RELEASES + 5, VISIBILITY_TIMEOUT),
+        (0.2, 0),
+        (FAST_RELEASE_SECONDS - 0.01, 0),
+        (FAST_RELEASE_SECONDS, 1),
+        (FAST_RELEASE_SECONDS + 2.5, 2),
+        (FAST_RELEASE_SECONDS + 8, 8),
+        (FAST_RELEASE_SECONDS + 12, VISIBILITY_TIMEOUT),
         (500, VISIBILITY_TIMEOUT),
     ],
 )
-def test_release_delay_is_at_once_then_grows_to_the_visibility_timeout(receive_count: int, delay: int):
-    assert release_delay(receive_count) == delay
+def test_release_delay_is_at_once_while_young_then_grows_with_age_to_the_visibility_timeout(
+    age: float, delay: int
+):
+    assert release_delay(age) == delay
 
 
 @pytest.mark.parametrize(

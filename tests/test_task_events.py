@@ -374,3 +374,38 @@ def test_the_route_is_created_once_and_then_left_alone(aws, ecs, sqs, events):
     assert _plan(ecs, sqs, events) == ["unchanged", "unchanged"]
     sqs.delete_queue(QueueUrl=url)
     assert _plan(ecs, sqs, events) == ["create", "unchanged"]
+
+
+def test_a_listener_that_released_an_event_pauses_before_it_reads_again(aws, ecs, sqs):
+    """With several triggerers the next long poll to take a released event should be another one's: a
+    listener that keeps releasing reads at most once per ``RELEASE_PAUSE``, not back to back."""
+
+    class Refusing:  # a poller with no wait for anything it receives: it releases all
+        def on_events(self, changes):
+            return state_events.Handling([], [(c.receipt_handle, 0) for c in changes])
+
+        def events_healthy(self, healthy):
+            pass
+
+        def wants_events(self):
+            return True
+
+    def released(since: float) -> list[dict]:
+        return aws.get(f"/_local/calls?action=ChangeMessageVisibilityBatch&since={since}")
+
+    async def main() -> float:
+        listener = state_events.EventListener(Refusing(), QUEUE, "aws_local", "us-east-1", {}, 1.0)
+        began = time.time()
+        listener.start()
+        _start(aws, ecs, 1, duration=0.2)
+        while not (first := released(began)):
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)  # well within FAST_RELEASE_SECONDS of the event: released at once
+        await listener.stop()
+        return first[0]["t"]
+
+    since = asyncio.run(main())
+    receives = [c["t"] for c in aws.get(f"/_local/calls?action=ReceiveMessage&service=sqs&since={since}")]
+    assert len(released(since)) >= 3, "the event came back to it again and again"
+    gaps = [later - earlier for earlier, later in zip(receives, receives[1:], strict=False)]
+    assert min(gaps) >= state_events.RELEASE_PAUSE, gaps

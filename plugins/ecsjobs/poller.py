@@ -293,7 +293,7 @@ class Poller:
                 delete.append(change.receipt_handle)
             else:
                 _remember(self._memory.unclaimed, arn, Sighting(change.task, now))
-                release.append((change.receipt_handle, release_delay(change.receive_count)))
+                release.append((change.receipt_handle, release_delay(now - change.sent_at)))
         return Handling(delete, release)
 
     async def _poll(self, client: Any) -> bool:

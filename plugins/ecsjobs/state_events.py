@@ -11,14 +11,16 @@ route to SQS), the poller polls at its ``poll_interval`` again until it can.
 Several triggerers (MWAA runs one beside each of its 2 to 5 schedulers) read the one queue, and SQS hands a
 message to whichever long poll comes first, not to the triggerer holding the wait. So an event nobody here
 waits for is remembered (a wait that registers here later ends at once) and *released*: made visible again
-at once with ChangeMessageVisibility 0, for the next long poll, which is another triggerer's while this one
-is busy releasing. After :data:`FAST_RELEASES` receives (with 5 triggerers picked at random, the holder has
-missed it 10 times in 11 % of cases, 3 triggerers 1.7 %) it comes back after 1, 2, 4 ... 10 s instead, and
-once the event is older than a reconciliation interval the reconciliations have covered any wait for it and
-it is deleted. Alternatives weighed: a queue per triggerer fanned out by the rule (a rule has at most 5
-targets, and triggerers come and go with MWAA's scaling), events shared through the metadata DB (a triggerer
-has no DB session in Airflow 3, and every event would cost a write and a poll); releasing keeps the one
-queue and one rule of ``sync-monitoring`` and costs a few receives per event for another triggerer.
+at once with ChangeMessageVisibility 0, and this triggerer pauses its reading for :data:`RELEASE_PAUSE`, so
+that the next long poll to take it is another triggerer's, not its own again. Released at once for its first
+:data:`FAST_RELEASE_SECONDS` (by age, not by receive count: triggerers that do not hold the wait can pass a
+message back and forth many times in the moment the holder is busy), then after a delay growing with its
+age up to the visibility timeout; once it is older than a reconciliation interval the reconciliations have
+covered any wait for it and it is deleted. Alternatives weighed: a queue per triggerer fanned out by the
+rule (a rule has at most 5 targets, and triggerers come and go with MWAA's scaling), events shared through
+the metadata DB (a triggerer has no DB session in Airflow 3, and every event would cost a write and a poll);
+releasing keeps the one queue and one rule of ``sync-monitoring`` and costs about one receive per event and
+triggerer.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ MAX_MESSAGES = 10  # SQS's largest batch
 # A received message stays invisible this long unless released or deleted first: what a triggerer that died
 # holding it delays its event by.
 VISIBILITY_TIMEOUT = 10
-FAST_RELEASES = 10  # receives after which an event nobody claimed is released with a growing delay
+FAST_RELEASE_SECONDS = 3  # an event nobody here claimed is released at once while younger than this
+RELEASE_PAUSE = 0.1  # seconds a triggerer waits after releasing, so that another one takes what it released
 DELETE_TIMEOUT = 10.0  # seconds the last wait out gives the deletion of its message
 
 
@@ -78,12 +81,13 @@ class Handling:
     release: list[tuple[str, int]]
 
 
-def release_delay(receive_count: int) -> int:
-    """Seconds until an event nobody here waits for is visible again: at once for its first
-    :data:`FAST_RELEASES` receives, then 1, 2, 4 ... up to :data:`VISIBILITY_TIMEOUT`."""
-    if receive_count <= FAST_RELEASES:
+def release_delay(age: float) -> int:
+    """Seconds until an event nobody here waits for is visible again, by its age (seconds since EventBridge
+    queued it): at once while younger than :data:`FAST_RELEASE_SECONDS`, then as long as it is past that,
+    at least 1 and at most :data:`VISIBILITY_TIMEOUT`."""
+    if age < FAST_RELEASE_SECONDS:
         return 0
-    return min(VISIBILITY_TIMEOUT, 2 ** min(receive_count - FAST_RELEASES - 1, 8))
+    return max(1, min(VISIBILITY_TIMEOUT, int(age - FAST_RELEASE_SECONDS)))
 
 
 def parse(message: dict[str, Any]) -> StateChange | None:
@@ -209,6 +213,8 @@ class EventListener:
                 if done:  # the waits settled above end once this awaits: stop() lets it finish
                     self._deleting = asyncio.create_task(self._delete(sqs, url, done))
                     await self._deleting
+                if handling.release:
+                    await asyncio.sleep(RELEASE_PAUSE)
 
     async def _release(self, sqs: Any, url: str, releases: list[tuple[str, int]]) -> None:
         """Make messages visible again after their delay; one that fails to be released comes back after
