@@ -38,6 +38,10 @@ WORKER_CONCURRENCY = 4
 # worker gets it (kombu's SQS ``visibility_timeout``; Airflow's default is a day). A step's worker part is
 # short (it defers), so a minute is ample, and the scheduler's ``task_queued_timeout`` still covers the rest.
 BROKER_VISIBILITY_TIMEOUT = 60
+# How many times a scheduler sends a step to the broker again when sending it timed out (``[celery]
+# operation_timeout``, 1 s), once per scheduler loop. Airflow's default, 3, fails a step after about 8 s of
+# broker outage; 60 rides out a couple of minutes, and the step is sent once the broker answers.
+TASK_PUBLISH_MAX_RETRIES = 60
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,7 @@ def celery_env(ports: Ports, host: str = "127.0.0.1") -> dict[str, str]:
         "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__QUEUE_NAME_PREFIX": "airflow-celery-",
         "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": str(BROKER_VISIBILITY_TIMEOUT),
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(WORKER_CONCURRENCY),
+        "AIRFLOW__CELERY__TASK_PUBLISH_MAX_RETRIES": str(TASK_PUBLISH_MAX_RETRIES),
     }
 
 

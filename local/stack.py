@@ -44,6 +44,7 @@ from local.settings import (
 
 HOST = "127.0.0.1"
 START_MARKER = "--- local.stack started"  # the line each start adds to a process's log
+CRASH_LOOP_RESTARTS, CRASH_LOOP_WINDOW = 5, 60  # restarts of one component within that many seconds
 
 
 class Stack:
@@ -67,7 +68,8 @@ class Stack:
         self.home, self.ports, self.log_dir, self.topology = home, ports, log_dir, topology
         self.components: dict[str, Component] = {c.name: c for c in components(topology, ports)}
         self.processes: dict[str, subprocess.Popen] = {}
-        self.commands: dict[str, tuple[list[str], dict[str, str]]] = {}
+        self.commands: dict[str, tuple[list[str], dict[str, str], dict[str, Any]]] = {}
+        self.restarts: dict[str, list[float]] = {}  # monotonic times :meth:`supervise` restarted each
         self.database: postgres.Cluster | None = None
         # A parsing context left in the environment would make every component build only that one DAG.
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("_AIRFLOW_PARSING_CONTEXT_")}
@@ -98,7 +100,7 @@ class Stack:
             start_new_session=True,
             **popen,
         )
-        self.processes[name], self.commands[name] = process, (args, dict(env or {}))
+        self.processes[name], self.commands[name] = process, (args, dict(env or {}), popen)
         return process
 
     def run(self, args: list[str], **popen: Any) -> None:
@@ -152,18 +154,23 @@ class Stack:
         self.resume(name, timeout)
 
     def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> None:
-        """Stop one process's whole group with ``sig`` and wait until it has exited."""
-        process = self.processes[name]
+        """Stop one process's whole group with ``sig`` and wait until it has exited; it is no longer one of
+        :attr:`processes` (whose deaths :meth:`wait` reports) until :meth:`resume` starts it again."""
+        process = self.processes.pop(name)
         _signal_group(process, sig)
         process.wait()
 
     def resume(self, name: str, timeout: float = 180) -> None:
         """Start a process that :meth:`kill` stopped as it was started, and wait until it is back."""
         restarted = datetime.now(UTC)
-        args, env = self.commands[name]
-        self.start(name, args, env)
+        args, env, popen = self.commands[name]
+        self.start(name, args, env, **popen)
         if name in self.components:
             self.wait(lambda: self._back(name, restarted), timeout, f"{name} after its restart")
+        elif name == "postgres" and self.database:
+            ready = self.database.ready_command()
+            # Airflow's components exit when the DB goes away: started again meanwhile, as MWAA does.
+            self.wait(lambda: _succeeds(ready), timeout, "PostgreSQL after its restart", restart_exited=True)
 
     def _back(self, name: str, since: datetime) -> bool:
         """Whether component ``name`` has come up since ``since``: the api-server answering, a scheduler or
@@ -213,14 +220,40 @@ class Stack:
     def api_url(self) -> str:
         return f"http://{HOST}:{self.ports.api}"
 
-    def wait(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
+    def check_alive(self) -> None:
+        for name, process in self.processes.items():
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited with {process.returncode}; see {self.log_dir / name}.log")
+
+    def supervise(self) -> None:
+        """Start again an Airflow component that exited, as docker compose's ``restart: always`` and MWAA do
+        (a scheduler or dag-processor exits when the metadata DB goes away); a crash loop, or the death of
+        the DB or a stand-in, is an error."""
+        for name, process in list(self.processes.items()):
+            if process.poll() is None:
+                continue
+            where = f"{name} exited with {process.returncode}; see {self.log_dir / name}.log"
+            if name not in self.components:
+                raise RuntimeError(where)
+            recent = [t for t in self.restarts.get(name, []) if t > time.monotonic() - CRASH_LOOP_WINDOW]
+            if len(recent) >= CRASH_LOOP_RESTARTS:
+                raise RuntimeError(f"{where} ({len(recent)} restarts in {CRASH_LOOP_WINDOW} s)")
+            self.restarts[name] = [*recent, time.monotonic()]
+            print(f"{where}; starting it again", file=sys.stderr, flush=True)
+            args, env, popen = self.commands[name]
+            self.start(name, args, env, **popen)
+
+    def wait(
+        self, condition: Callable[[], bool], timeout: float, what: str, restart_exited: bool = False
+    ) -> None:
+        """Until ``condition`` holds; a process that exits meanwhile is an error, or with ``restart_exited``
+        an Airflow component that exits is started again (:meth:`supervise`)."""
         deadline = time.monotonic() + timeout
         while not condition():
-            for name, process in self.processes.items():
-                if process.poll() is not None:
-                    raise RuntimeError(
-                        f"{name} exited with {process.returncode}; see {self.log_dir / name}.log"
-                    )
+            if restart_exited:
+                self.supervise()
+            else:
+                self.check_alive()
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{what} not ready after {timeout:.0f} s; logs in {self.log_dir}")
             time.sleep(0.5)
@@ -346,11 +379,9 @@ def main() -> None:
                 run_job(stack, args.run)
             except ApiError as err:  # e.g. the job's params need values: the stack stays up for the UI
                 print(f"could not run {args.run}: {err}", file=sys.stderr, flush=True)
-        while all(p.poll() is None for p in stack.processes.values()):
+        while True:
+            stack.supervise()
             time.sleep(1)
-        dead = [name for name, p in stack.processes.items() if p.poll() is not None]
-        print(f"{', '.join(dead)} exited; stopping; see {stack.log_dir}", file=sys.stderr)
-        sys.exit(1)
     except KeyboardInterrupt:
         print("\nstopping ...", flush=True)
     except (RuntimeError, TimeoutError) as err:

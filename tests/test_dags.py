@@ -106,6 +106,7 @@ def test_matrix_fans_out_in_a_mapped_task_group(dags):
     assert step.task_group.group_id == "each"
     assert step.get_closest_mapped_task_group() is not None
     assert dag.get_task("matrix").axes == {"customer": "{{ params.customers }}"}
+    assert dag.get_task("matrix").retries == 2, "a worker lost under it must not fail the run"
 
 
 def test_schedules_and_timezones(dags):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 import jinja2
@@ -37,11 +38,18 @@ def combinations(axes: Mapping[str, list[Any] | str], context: Mapping[str, Any]
 
 
 class MatrixOperator(BaseOperator):
-    """Return this run's matrix combinations; the job's mapped task group expands over them."""
+    """Return this run's matrix combinations; the job's mapped task group expands over them.
+
+    Retried by default (``RETRIES``): it only computes, so running it again is safe, and a worker lost
+    under it (a Celery worker replaced, a metadata DB failover) would otherwise fail the whole run.
+    """
 
     ui_color = "#e7f5ff"
+    RETRIES = 2
 
     def __init__(self, *, axes: dict[str, list[Any] | str], **kwargs: Any) -> None:
+        kwargs.setdefault("retries", self.RETRIES)
+        kwargs.setdefault("retry_delay", timedelta(seconds=5))
         super().__init__(**kwargs)
         self.axes = axes
 

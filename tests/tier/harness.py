@@ -130,19 +130,28 @@ class Tier:
         )
         return self.api.call("GET", path)["value"]
 
-    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 240) -> dict:
+    def wait_for_run(
+        self, dag_id: str, run_id: str, timeout: float = 240, restart_exited: bool = False
+    ) -> dict:
         return self.wait(
             lambda: (run := self.run(dag_id, run_id))["state"] in FINISHED and run,
             timeout,
             f"run {dag_id}/{run_id} to finish",
+            restart_exited,
         )
 
-    def wait(self, condition: Callable[[], Any], timeout: float, what: str) -> Any:
+    def wait(
+        self, condition: Callable[[], Any], timeout: float, what: str, restart_exited: bool = False
+    ) -> Any:
         """Poll ``condition`` until it returns something truthy, and return that; fail naming ``what``,
         with the stack's component logs to look at, after ``timeout`` seconds. A poll the API server did not
-        answer within its 30 s (a loaded CI machine) counts as not yet."""
+        answer within its 30 s (a loaded CI machine) counts as not yet. A component that dies fails the
+        test, unless ``restart_exited``: then an Airflow component that exits is started again, as docker
+        compose and MWAA do (``Stack.supervise``)."""
         deadline = time.monotonic() + timeout
         while not (result := _unless_slow(condition)):
+            if restart_exited:
+                self.stack.supervise()
             for name, process in self.stack.processes.items():
                 assert process.poll() is None, f"{name} died; see {self.stack.log_dir / name}.log"
             if time.monotonic() > deadline:
