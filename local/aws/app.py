@@ -119,11 +119,12 @@ class AwsCall:
         return os.environ.get("MOTO_ACCOUNT_ID") or get_account_id_from(self.access_key)
 
     @property
-    def task_count(self) -> int:
+    def tasks(self) -> list[str]:
+        """The tasks the call names (DescribeTasks' ``tasks``, StopTask's ``task``)."""
         tasks = self.params.get("tasks")
         if isinstance(tasks, list):
-            return len(tasks)
-        return 1 if self.params.get("task") else 0
+            return [str(t) for t in tasks]
+        return [str(self.params["task"])] if self.params.get("task") else []
 
 
 class CallLog:
@@ -139,7 +140,8 @@ class CallLog:
             "t": started,
             "service": call.service,
             "action": call.action,
-            "tasks": call.task_count,
+            "tasks": len(call.tasks),
+            "task_arns": call.tasks,
             "status": status,
         }
         with self._lock:

@@ -556,7 +556,7 @@ def test_ec2_launch_type_and_asg_capacity_provider_need_no_container_instances(c
         )
 
 
-def test_calls_record_describe_tasks_with_their_task_count(cloud: Env) -> None:
+def test_calls_record_describe_tasks_with_their_tasks(cloud: Env) -> None:
     since = time.time()
     arns = [cloud.run()["taskArn"] for _ in range(3)]
 
@@ -568,6 +568,7 @@ def test_calls_record_describe_tasks_with_their_task_count(cloud: Env) -> None:
         ("ecs", "DescribeTasks", 3, 200),
         ("ecs", "DescribeTasks", 1, 200),
     ]
+    assert [c["task_arns"] for c in calls] == [arns, arns[:1]]
     assert all(since <= c["t"] <= time.time() for c in calls)
     assert cloud.control("GET", "/_local/stats") == {"ecs.RunTask": 3, "ecs.DescribeTasks": 2}
 
