@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import pytest
 from airflow.sdk.exceptions import TaskDeferred
 
-from tests.support import TaskInstance, container_environment, one_step_job
+from tests.support import TaskInstance, container_environment, one_step_job, wait_until
 
 
 def _tag(task: dict, key: str) -> str:
@@ -226,6 +226,49 @@ def test_a_try_never_starts_a_task_while_one_runs_or_after_one_succeeded(config_
     assert kind == "deferred" and second != first
     crash = {"name": "CASE", "value": "crash"}
     assert len([t for t in aws.get("/_local/tasks") if crash in container_environment(t)]) == 2
+
+
+def test_a_try_that_finds_its_task_late_alerts_by_the_tasks_own_start_and_once(config_dir, aws, ecs, slack):
+    """Try 1's worker was lost right after RunTask, before its trigger ran (no alert from it): try 2 finds
+    the task running and waits for it, late by the task's start, not its own; try 3, once the task has run
+    past that time, adopts its success and sends the owed "running late" alert; try 4 finds it sent."""
+    from ecsjobs.catalog import load_catalog
+    from ecsjobs.factory import build_dag
+
+    (config_dir / "jobs" / "late_found.yaml").write_text(
+        one_step_job("late_found", "expected_duration: 1s\n")
+    )
+    aws.post(
+        "/_local/scenarios", {"match": {"env": {"CASE": "late_found"}}, "scenario": {**QUICK, "duration": 4}}
+    )
+    catalog = load_catalog(config_dir, "local")
+    operator = build_dag(catalog.jobs["late_found"], catalog.environment, "local").get_task("run")
+
+    def attempt(try_number: int):
+        ti = TaskInstance("late_found", try_number, max_tries=operator.retries)
+        try:
+            return operator.execute({"ti": ti}), ti
+        except TaskDeferred as deferred:
+            return deferred.trigger, ti
+
+    arn = attempt(1)[0].task_arn
+    (task,) = ecs.describe_tasks(cluster="batch-jobs", tasks=[arn])["tasks"]
+    time.sleep(1)
+    trigger, second = attempt(2)
+    assert trigger.task_arn == arn
+    late_at = task["createdAt"].timestamp() + 1.5
+    assert abs(trigger.late_alert["at"] - late_at) < 0.5 < second.start_date.timestamp() + 1.5 - late_at
+    wait_until(
+        lambda: ecs.describe_tasks(cluster="batch-jobs", tasks=[arn])["tasks"][0]["lastStatus"] == "STOPPED",
+        30,
+        "the task to stop",
+    )
+
+    for try_number in (3, 4):
+        output, ti = attempt(try_number)
+        assert ti.pushed["ecs_run"]["adopted_from"] == 1
+    late = [m for m in slack.get("/messages") if m["text"].startswith(":turtle: Step running late")]
+    assert len(late) == 1 and arn in json.dumps(late[0]), late
 
 
 @pytest.mark.parametrize("policy, started", [("", 1), ("retry_policy: {application_failure: 1}\n", 2)])

@@ -314,6 +314,22 @@ async def run_late(
     return True
 
 
+async def step_late(late_alert: dict[str, Any], aws_conn_id: str | None, region_name: str | None) -> bool:
+    """Send a step's "running late" alert (``late_alert`` as the operator builds it for its trigger); with
+    a ``claim`` once across processes (``ecsjobs.claims``). True if this call sent it."""
+    message = Message(**late_alert["message"])
+    once = late_alert.get("claim")
+    if not once:
+        return await asend(late_alert["slack_conn_id"], message)
+    ids = aws_conn_id, region_name, once["group"]
+    if not await aonce(
+        *ids, "late", once["job"], once["key"], lambda: asend(late_alert["slack_conn_id"], message)
+    ):
+        log.info("%s: alerted already", message.text)
+        return False
+    return True
+
+
 def _get(obj: Any, name: str) -> str:
     value = obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
     return str(value) if value is not None else "?"

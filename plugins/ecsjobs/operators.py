@@ -20,6 +20,7 @@ the same way when it left no retry: the job is not run again against its retry p
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Sequence
@@ -33,7 +34,7 @@ from airflow.providers.amazon.aws.utils.identifiers import generate_uuid
 from botocore.exceptions import ClientError
 
 from ecsjobs import audit, aws, claims, metrics, provider
-from ecsjobs.alerts import LATE_FACTOR, Route, step_message
+from ecsjobs.alerts import LATE_FACTOR, Route, step_late, step_message
 from ecsjobs.aws import BOTOCORE_CONFIG, is_transient
 from ecsjobs.cost import Estimate, estimate
 from ecsjobs.errors import StepFailed, StepFailedFinally
@@ -53,7 +54,7 @@ from ecsjobs.outcome import (
 )
 from ecsjobs.poller import DEFAULT_RECONCILE_INTERVAL
 from ecsjobs.retries import ADOPTION_RESERVE, Decision, Tries, decide, lost_result_was_final, on_demand
-from ecsjobs.steprun import StepRun, task_duration, task_stopped_at
+from ecsjobs.steprun import StepRun, moment, task_duration, task_stopped_at
 from ecsjobs.taskdefs import definition, essential_containers
 from ecsjobs.templating import with_run_dates
 from ecsjobs.triggers import EcsTaskWaitTrigger
@@ -198,7 +199,7 @@ class EcsJobOperator(EcsRunTaskOperator):
             self.log.info(
                 "Found this step's ECS task %s (%s); not starting another", self.arn, task["lastStatus"]
             )
-            return self._waiting(context, tag(task, LAUNCH_TAG) or self.launch)
+            return self._waiting(context, tag(task, LAUNCH_TAG) or self.launch, task)
         tries = self._tries(ti)
         earlier = [(t, self._judge(t)) for t in self._since_last_clear(tries, history)]
         succeeded = [(t, outcome) for t, outcome in earlier if outcome.succeeded]
@@ -218,8 +219,9 @@ class EcsJobOperator(EcsRunTaskOperator):
         taskless = ti.try_number - 1 - tries.cleared_after - len({try_of(t) for t, _ in earlier})
         self._waiting(context, self._start(context, spot_losses, taskless))
 
-    def _waiting(self, context, launch: str) -> None:
-        """Record the task this try waits for (XCom, links), then defer to the shared poller."""
+    def _waiting(self, context, launch: str, task: dict[str, Any] | None = None) -> None:
+        """Record the task this try waits for (XCom, links), then defer to the shared poller. A ``task``
+        found running (an earlier start of this try, or an earlier try's) is late by its own start."""
         ti = context["ti"]
         self._record_task(context, launch)
         started = ti.start_date.timestamp() if getattr(ti, "start_date", None) else time.time()
@@ -233,7 +235,7 @@ class EcsJobOperator(EcsRunTaskOperator):
                 log_group=self.awslogs_group,
                 log_stream=provider.log_stream(self),
                 botocore_config=self.botocore_config,
-                late_alert=self._late_alert(context, launch, started),
+                late_alert=self._late_alert(context, launch, min(started, _created(task) or started)),
                 not_before=time.time() + self.resume_delay if self.resume_delay else None,
                 **({"stop_reason": timeout_stop_reason(self.step_timeout)} if self.step_timeout else {}),
             ),
@@ -304,7 +306,16 @@ class EcsJobOperator(EcsRunTaskOperator):
             outcome.cls,
         )
         self._record_task(context, launch)
+        self._alert_late_after_all(context, launch, task)
         return self._finish(context, outcome, launch, task, adopted_from=try_of(task))
+
+    def _alert_late_after_all(self, context, launch: str, task: dict[str, Any]) -> None:
+        """The "running late" alert of an adopted task that ran past its time: owed, once, if the trigger
+        that sends it never ran (the earlier try's worker was lost before it deferred)."""
+        alert = self._late_alert(context, launch, _created(task) or time.time())
+        stopped = task_stopped_at(task)
+        if alert and stopped and stopped.timestamp() > alert["at"]:
+            asyncio.run(step_late(alert, self.aws_conn_id, self.region_name))
 
     def _late_alert(self, context, launch: str, started: float) -> dict[str, Any] | None:
         """The "running late" alert the trigger sends if the task still runs at 1.5x its expected duration."""
@@ -313,7 +324,7 @@ class EcsJobOperator(EcsRunTaskOperator):
         late_after = self.expected_duration * LATE_FACTOR
         run = self._step_run(context, None, launch, final=False)
         note = f"Still running after {late_after} (expected about {self.expected_duration})."
-        once = {"group": self.audit_log_group, "job": context["dag"].dag_id, "key": self.arn}
+        once = {"group": self.audit_log_group, "job": context["ti"].dag_id, "key": self.arn}
         return {
             "at": started + late_after.total_seconds(),
             "slack_conn_id": self.late_alert.slack_conn_id,
@@ -598,3 +609,8 @@ def _parsed(line: str) -> Any:
         return json.loads(line)
     except ValueError:
         return line
+
+
+def _created(task: dict[str, Any] | None) -> float | None:
+    """When ECS accepted the task (RunTask), epoch seconds."""
+    return moment(task["createdAt"]).timestamp() if task and task.get("createdAt") else None

@@ -16,9 +16,8 @@ from airflow.providers.amazon.aws.utils.task_log_fetcher import AwsTaskLogFetche
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 from botocore.exceptions import ClientError
 
-from ecsjobs.alerts import Message, asend
+from ecsjobs.alerts import step_late
 from ecsjobs.aws import AWS_ERRORS, backoff, is_transient
-from ecsjobs.claims import aonce
 from ecsjobs.comms import finished
 from ecsjobs.poller import DEFAULT_BOTOCORE_CONFIG, DEFAULT_RECONCILE_INTERVAL, Sighting, poller_for
 from ecsjobs.steprun import task_stopped_at
@@ -192,19 +191,8 @@ class EcsTaskWaitTrigger(BaseTrigger):
     async def _alert_late(self) -> None:
         """Send the "running late" alert at its time; cancelled when the task stops before it."""
         await asyncio.sleep(max(0.0, self.late_alert["at"] - time.time()))
-        once = self.late_alert.get("claim")
-        message = Message(**self.late_alert["message"])
-
-        async def send() -> bool:
-            self.log.warning("ECS task %s is running late: alerting Slack.", self.task_arn)
-            return await asend(self.late_alert["slack_conn_id"], message)
-
-        if not once:
-            await send()
-        elif not await aonce(
-            self.aws_conn_id, self.region_name, once["group"], "late", once["job"], once["key"], send
-        ):
-            self.log.info("ECS task %s is running late; alerted already.", self.task_arn)
+        self.log.warning("ECS task %s is running late: alerting Slack.", self.task_arn)
+        await step_late(self.late_alert, self.aws_conn_id, self.region_name)
 
     def _ran_late(self, sighting: Sighting) -> bool:
         """Whether the task was still running at the late alert's time (its end unknown: when it was seen)."""
