@@ -207,15 +207,23 @@ def run_phase(kind: str, n: int, args: argparse.Namespace, log_dir: Path, proces
         server.stop()
 
     first_stop = min(stopped_at[arn] for arn in arns)
-    answered: set[str] = set()  # with K triggerers, one may describe its waits again before another is done
+    # Every wait's first description ends the first round; with K triggerers it is K calls side by side, so
+    # "all running" counts the calls that describe no task for the first time (one triggerer: as before, the
+    # round's last call included).
+    described: set[str] = set()
     all_polled = math.nan
-    for call in calls:
-        answered.update(call["task_arns"])
-        if len(answered) >= n:
+    again = []
+    for call in sorted(calls, key=lambda c: c["t"]):
+        if described.issuperset(call["task_arns"]):
+            again.append(call)
+        described.update(call["task_arns"])
+        if len(described) >= n and math.isnan(all_polled):
             all_polled = call["t"]
-            break
     steady_from = max(all_polled, started)
-    steady = [c for c in calls if steady_from <= c["t"] < first_stop]
+    if processes:
+        steady = [c for c in again if steady_from <= c["t"] < first_stop]
+    else:
+        steady = [c for c in calls if steady_from <= c["t"] < first_stop]
     steady_receives = [c for c in receives if steady_from <= c["t"] < first_stop]
     steady_lists = [c for c in lists if steady_from <= c["t"] < first_stop]
     steady_minutes = (first_stop - steady_from) / 60 if first_stop > steady_from else math.nan
