@@ -9,9 +9,10 @@ one-off steps ``make run`` takes before it starts the components (migrate, seed 
 What differs from ``make run``, on purpose: the metadata DB is the postgres service (the official image),
 not ``make run``'s own PostgreSQL process; services listen on 0.0.0.0 and reach each other by service name;
 the repository's folders are mounted under /opt/airflow; AIRFLOW_HOME is a named volume that the Airflow
-containers share, as ``make run``'s processes share ``.local/airflow``; and a component with several instances
-(schedulers, triggerers, Celery workers) is one service with that many replicas, each in a container of its
-own, so with the default ports and its container's hostname as its Celery hostname.
+containers share, as ``make run``'s processes share ``.local/airflow``. Each of ``make run``'s processes is a
+service of its own (``airflow-scheduler-1``, ``airflow-scheduler-2``, ...) with its own ports, and every port
+is a variable with ``make run``'s port as its default (``AIRFLOW_API_PORT=8081 docker compose up``), so that
+the file runs as it is on compose's default network and also with host networking beside other stacks.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from ecsjobs.models import pool_name
 from local.settings import (
     DEFAULT_PORTS,
     REPO,
+    Component,
     Ports,
     airflow_env,
     broker_url,
@@ -44,42 +46,72 @@ APP = PurePosixPath("/opt/airflow")  # the repository's mounted folders, as in t
 HOME = APP / "home"  # AIRFLOW_HOME: the named volume airflow-home
 MOUNTED = ("dags", "plugins", "config", "local")  # read-only: the containers never write into the checkout
 AWS_SERVICE, SLACK_SERVICE, INIT_SERVICE = "local-aws", "local-slack", "airflow-init"
-BROKER_SERVICE = "local-broker"
+BROKER_SERVICE, POSTGRES_SERVICE = "local-broker", "postgres"
 TOPOLOGY = "celery"  # MWAA's shape, as the official Airflow docker-compose.yaml is CeleryExecutor
-PORTS = Ports(**DEFAULT_PORTS)
-POSTGRES = "postgresql+psycopg2://airflow:airflow@postgres/airflow"
+NATIVE_PORTS = Ports(**DEFAULT_PORTS)  # make run's; their variables below default to them
+# The variable that moves each shared port (make run reads the same names) and, for the postgres service, the
+# postgres image's port; PGPORT makes the server and pg_isready use it.
+PORT_VARIABLES = {
+    "aws": ("LOCAL_AWS_PORT", NATIVE_PORTS.aws),
+    "slack": ("LOCAL_SLACK_PORT", NATIVE_PORTS.slack),
+    "api": ("AIRFLOW_API_PORT", NATIVE_PORTS.api),
+    "broker": ("LOCAL_BROKER_PORT", NATIVE_PORTS.broker),
+    "postgres": ("POSTGRES_PORT", 5432),
+}
+
+
+def variable(name: str, default: int) -> str:
+    """A port as the compose file says it: the variable ``name``, or ``default`` when it is unset."""
+    return f"${{{name}:-{default}}}"
+
+
+def instance_variable(component: str) -> str:
+    """The variable of the port an instance of a component listens on (a scheduler's health check server, a
+    triggerer's or a Celery worker's log server), e.g. ``SCHEDULER_2_PORT``."""
+    return f"{component.upper().replace('-', '_')}_PORT"
+
+
+# The shared ports as variables. Every use formats them into a string (URLs, commands, health checks), and
+# the shared environment's instance ports are the first instance's, as make run's are.
+PORTS = Ports(
+    **{key: variable(name, default) for key, (name, default) in PORT_VARIABLES.items()},
+    scheduler_health=variable(instance_variable("scheduler-1"), NATIVE_PORTS.scheduler_health),
+    worker_logs=variable(instance_variable("worker-1"), NATIVE_PORTS.worker_logs),
+    trigger_logs=variable(instance_variable("triggerer-1"), NATIVE_PORTS.trigger_logs),
+)
+POSTGRES = f"postgresql+psycopg2://airflow:airflow@{POSTGRES_SERVICE}:{PORTS.postgres}/airflow"
 # The stand-ins skip the image's Airflow entrypoint (it waits for the metadata DB) but keep its init process.
 PLAIN_ENTRYPOINT = ["/usr/bin/dumb-init", "--"]
-HEALTH_TIMING = {"interval": "10s", "timeout": "10s", "retries": 10, "start_period": "30s"}
+# A check of the local servers is a curl; an Airflow one runs its CLI (seconds of CPU), so it runs less often.
+QUICK_HEALTH = {"interval": "5s", "timeout": "10s", "retries": 20, "start_period": "10s"}
+HEALTH_TIMING = {"interval": "15s", "timeout": "30s", "retries": 10, "start_period": "30s"}
 
 
 def component_service(component: str) -> str:
-    """The compose service running an Airflow component (any instance of it), e.g. ``airflow-scheduler`` for
-    ``scheduler-2``, ``airflow-worker`` for ``worker-1``."""
-    return f"airflow-{component.rsplit('-', 1)[0] if component[-1].isdigit() else component}"
-
-
-def replicas() -> dict[str, tuple[str, list[str]]]:
-    """Service -> (component kind, ``airflow`` arguments) with how many instances ``make run`` starts."""
-    services: dict[str, tuple[str, list[str], int]] = {}
-    for component in components(TOPOLOGY, PORTS):
-        service = component_service(component.name)
-        args = [a for a in component.args if a != "--celery-hostname" and "@" not in a]  # the container's
-        _kind, _args, count = services.get(service, (component.args[0], args, 0))
-        services[service] = (component.args[0], args, count + 1)
-    return services
+    """The compose service of one of ``make run``'s Airflow processes, e.g. ``airflow-scheduler-2``."""
+    return f"airflow-{component}"
 
 
 API_SERVICE = component_service("api-server")
+
+
+def airflow_services() -> dict[str, Component]:
+    """Service -> the process of ``make run TOPOLOGY=celery`` it runs, its own ports as variables."""
+    services = {}
+    for component in components(TOPOLOGY, NATIVE_PORTS):
+        name = instance_variable(component.name)
+        own = {key: variable(name, int(port)) for key, port in component.env.items()}
+        services[component_service(component.name)] = Component(component.name, component.args, own)
+    return services
 
 
 def stand_in_commands() -> dict[str, list[str]]:
     """The local AWS and local Slack servers as ``make run`` starts them, listening on the container's
     interfaces so that the other services reach them."""
     return {
-        AWS_SERVICE: ["python", "-m", "local.aws", "--host", "0.0.0.0", "--port", str(PORTS.aws)],
-        BROKER_SERVICE: ["python", "-m", "local.aws", "--host", "0.0.0.0", "--port", str(PORTS.broker)],
-        SLACK_SERVICE: ["python", "-m", "local.slack", "--host", "0.0.0.0", "--port", str(PORTS.slack)],
+        AWS_SERVICE: ["python", "-m", "local.aws", "--host", "0.0.0.0", "--port", PORTS.aws],
+        BROKER_SERVICE: ["python", "-m", "local.aws", "--host", "0.0.0.0", "--port", PORTS.broker],
+        SLACK_SERVICE: ["python", "-m", "local.slack", "--host", "0.0.0.0", "--port", PORTS.slack],
     }
 
 
@@ -101,18 +133,19 @@ def environment() -> dict[str, str]:
         "AIRFLOW__API__BASE_URL": f"http://localhost:{PORTS.api}",  # what the browser on the host opens
         **connections(PORTS, AWS_SERVICE, slack_host=SLACK_SERVICE),
         "PYTHONPATH": f"{APP / 'plugins'}:{APP}",
-        "LOCAL_AWS_PORT": str(PORTS.aws),
-        "LOCAL_SLACK_PORT": str(PORTS.slack),
+        "LOCAL_AWS_PORT": PORTS.aws,
+        "LOCAL_SLACK_PORT": PORTS.slack,
     }
 
 
-def init_commands() -> list[list[str]]:
-    """What ``airflow-init`` runs: ``make run``'s migrate, seed and pool steps, against the services."""
+def init_commands(aws_port: int | str = NATIVE_PORTS.aws) -> list[list[str]]:
+    """What ``airflow-init`` runs: ``make run``'s migrate, seed and pool steps, against the services (the
+    local AWS on ``aws_port``: the container's ``LOCAL_AWS_PORT``)."""
     env = load_catalog().environment
     description = f"ECS tasks of the batch jobs on cluster {env.cluster}"
     return [
         ["airflow", "db", "migrate"],
-        ["python", "-m", "local.seed", "--endpoint", f"http://{AWS_SERVICE}:{PORTS.aws}"],
+        ["python", "-m", "local.seed", "--endpoint", f"http://{AWS_SERVICE}:{aws_port}"],
         ["airflow", "pools", "set", pool_name(env), str(env.max_running_tasks), description],
     ]
 
@@ -121,7 +154,15 @@ class _Flow(list):
     """A list written on one line (commands, health checks)."""
 
 
-_SEQ = "tag:yaml.org,2002:seq"
+class _Extended(dict):
+    """A mapping written as YAML's merge of ``base`` (an anchored block) and its own keys."""
+
+    def __init__(self, base: dict[str, str], own: dict[str, str]) -> None:
+        super().__init__({**base, **own})
+        self.base, self.own = base, own
+
+
+_SEQ, _MAP, _MERGE = "tag:yaml.org,2002:seq", "tag:yaml.org,2002:map", "tag:yaml.org,2002:merge"
 
 
 def compose() -> dict[str, Any]:
@@ -134,21 +175,22 @@ def compose() -> dict[str, Any]:
     initialized = {"condition": "service_completed_successfully"}
     healthy = {"condition": "service_healthy"}
     services: dict[str, Any] = {
-        "postgres": {
+        POSTGRES_SERVICE: {
             "image": "postgres:16",
             "environment": {
                 "POSTGRES_USER": "airflow",
                 "POSTGRES_PASSWORD": "airflow",
                 "POSTGRES_DB": "airflow",
+                "PGPORT": PORTS.postgres,
             },
             "volumes": ["postgres-db:/var/lib/postgresql/data"],
-            "healthcheck": {"test": _Flow(["CMD", "pg_isready", "-U", "airflow"]), **HEALTH_TIMING},
+            "healthcheck": {"test": _Flow(["CMD", "pg_isready", "-U", "airflow"]), **QUICK_HEALTH},
             "restart": "always",
         }
     }
     ready = {AWS_SERVICE: "/_local/stats", BROKER_SERVICE: "/_local/stats", SLACK_SERVICE: "/messages"}
-    stand_in_ports = (PORTS.aws, PORTS.broker, PORTS.slack)
-    for (service, command), port in zip(stand_in_commands().items(), stand_in_ports, strict=True):
+    for service, command in stand_in_commands().items():
+        port = command[-1]
         services[service] = {
             **image,
             "entrypoint": _Flow(PLAIN_ENTRYPOINT),
@@ -156,7 +198,7 @@ def compose() -> dict[str, Any]:
             "environment": stand_in_env,
             "volumes": volumes,
             "ports": _Flow([f"{port}:{port}"]),
-            "healthcheck": _http_health(f"http://localhost:{port}{ready[service]}"),
+            "healthcheck": _http_health(f"http://localhost:{port}{ready[service]}", QUICK_HEALTH),
             "restart": "always",
         }
     services[INIT_SERVICE] = {
@@ -164,31 +206,25 @@ def compose() -> dict[str, Any]:
         "command": _Flow(["python", "-m", "local.compose", "init"]),
         "environment": env,
         "volumes": airflow_volumes,
-        "depends_on": {"postgres": healthy, AWS_SERVICE: healthy},
+        "depends_on": {POSTGRES_SERVICE: healthy, AWS_SERVICE: healthy},
     }
-    checks = {
-        "api-server": _http_health(f"http://localhost:{PORTS.api}/api/v2/version"),
-        "scheduler": _http_health(f"http://localhost:{PORTS.scheduler_health}/health"),
-        "dag-processor": _job_health("DagProcessorJob"),
-        "triggerer": _job_health("TriggererJob"),
-        "celery": _worker_health(),
-    }
-    for service, (kind, args, count) in replicas().items():
-        needs = {INIT_SERVICE: initialized, "postgres": healthy, AWS_SERVICE: healthy, SLACK_SERVICE: healthy}
+    for service, component in airflow_services().items():
+        kind = component.args[0]
+        needs = {INIT_SERVICE: initialized, POSTGRES_SERVICE: healthy, AWS_SERVICE: healthy}
+        needs[SLACK_SERVICE] = healthy
         if kind in ("scheduler", "celery"):  # they reach the broker; the workers' tasks the execution API
             needs[BROKER_SERVICE] = healthy
         if kind == "celery":
             needs[API_SERVICE] = healthy
         services[service] = {
             **image,
-            "command": _Flow(["airflow", *args]),
-            "environment": env,
+            "command": _Flow(["airflow", *component.args]),
+            "environment": _Extended(env, component.env) if component.env else env,
             "volumes": airflow_volumes,
             **({"ports": _Flow([f"{PORTS.api}:{PORTS.api}"])} if kind == "api-server" else {}),
-            "healthcheck": checks[kind],
+            "healthcheck": _health(component),
             "restart": "always",
             "depends_on": needs,
-            **({"scale": count} if count > 1 else {}),
         }
     return {
         "x-airflow-environment": env,
@@ -197,20 +233,38 @@ def compose() -> dict[str, Any]:
     }
 
 
-def _http_health(url: str) -> dict[str, Any]:
-    return {"test": _Flow(["CMD", "curl", "--fail", "--silent", url]), **HEALTH_TIMING}
+def _health(component: Component) -> dict[str, Any]:
+    """An Airflow process's check, as the official docker-compose.yaml has it for its kind."""
+    kind = component.args[0]
+    if kind == "api-server":
+        return _http_health(f"http://localhost:{PORTS.api}/api/v2/version", HEALTH_TIMING)
+    if kind == "scheduler":
+        port = component.env["AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT"]
+        return _http_health(f"http://localhost:{port}/health", HEALTH_TIMING)
+    if kind == "celery":
+        # The official file pings the worker through the broker (celery inspect ping), which needs a broadcast
+        # the SQS transport does not have; the worker's log server answering (403 without a token) instead.
+        port = component.env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"]
+        url = f"http://localhost:{port}/log/"
+        return {"test": _Flow(["CMD", "curl", "--silent", "--output", "/dev/null", url]), **HEALTH_TIMING}
+    job_type = {"dag-processor": "DagProcessorJob", "triggerer": "TriggererJob"}[kind]
+    return _shell_health(f'airflow jobs check --job-type {job_type} --hostname "$${{HOSTNAME}}"')
 
 
-def _worker_health() -> dict[str, Any]:
-    """The official docker-compose.yaml's: the worker answers a Celery ping addressed to its hostname."""
-    app = "airflow.providers.celery.executors.celery_executor.app"
-    check = f'celery --app {app} inspect ping -d "celery@$${{HOSTNAME}}"'
+def _http_health(url: str, timing: dict[str, Any]) -> dict[str, Any]:
+    return {"test": _Flow(["CMD", "curl", "--fail", "--silent", url]), **timing}
+
+
+def _shell_health(check: str) -> dict[str, Any]:
     return {"test": _Flow(["CMD-SHELL", check]), **HEALTH_TIMING}
 
 
-def _job_health(job_type: str) -> dict[str, Any]:
-    check = f'airflow jobs check --job-type {job_type} --hostname "$${{HOSTNAME}}"'
-    return {"test": _Flow(["CMD-SHELL", check]), **HEALTH_TIMING}
+def port_variables() -> dict[str, int]:
+    """Every port variable of the file, with its default: the shared ports, then each instance's own."""
+    ports = {name: default for name, default in PORT_VARIABLES.values()}
+    for component in components(TOPOLOGY, NATIVE_PORTS):
+        ports.update({instance_variable(component.name): int(port) for port in component.env.values()})
+    return ports
 
 
 HEADER = """\
@@ -218,11 +272,12 @@ HEADER = """\
 # connections) and local/compose.py: edit those and regenerate; tests/test_compose.py fails on a stale copy.
 #
 # `docker compose up --build`: the stack of `make run TOPOLOGY=celery` (MWAA's shape: CeleryExecutor over
-# SQS, 2 schedulers, 2 triggerers, 2 Celery workers) as containers, with Postgres as the metadata DB.
-# Airflow on http://localhost:8080 (admin / admin), the local AWS on :4566, the local Slack on :4567, the
-# Celery broker (SQS) on :4568. `--scale airflow-worker=3` etc. changes a component's number of instances.
-# dags/, plugins/, config/ and local/ are mounted read-only: edits show without a rebuild. The image
-# (Dockerfile) is apache/airflow at the latest lane's version with lock/latest.txt installed.
+# SQS, 2 schedulers, 2 triggerers, 2 Celery workers) as containers, with Postgres as the metadata DB, one
+# service per process of make run's. Airflow on http://localhost:8080 (admin / admin), the local AWS on :4566,
+# the local Slack on :4567, the Celery broker (SQS) on :4568. dags/, plugins/, config/ and local/ are mounted
+# read-only: edits show without a rebuild. The image (Dockerfile) is apache/airflow at the latest lane's
+# version with lock/latest.txt installed. Each port is a variable (set it in .env or the shell), default in
+# brackets:
 """
 
 
@@ -238,17 +293,24 @@ def render() -> str:
         def generate_anchor(self, node) -> str:
             return next(anchors[key] for key, known in self.represented_objects.items() if known is node)
 
+    def extended(dumper: Dumper, data: _Extended) -> yaml.MappingNode:
+        node = dumper.represent_mapping(_MAP, data.own)
+        node.value.insert(0, (yaml.ScalarNode(_MERGE, "<<"), dumper.represent_data(data.base)))
+        return node
+
     Dumper.add_representer(_Flow, lambda dumper, data: dumper.represent_sequence(_SEQ, data, flow_style=True))
+    Dumper.add_representer(_Extended, extended)
     Dumper.add_representer(
         type(None), lambda dumper, _: dumper.represent_scalar("tag:yaml.org,2002:null", "")
     )
-    return HEADER + yaml.dump(document, Dumper=Dumper, sort_keys=False, width=200)
+    table = "".join(f"#   {name} ({default})\n" for name, default in port_variables().items())
+    return HEADER + table + yaml.dump(document, Dumper=Dumper, sort_keys=False, width=200)
 
 
 def init() -> None:
     """The ``airflow-init`` service: the admin's password file, then ``make run``'s one-off steps."""
     write_passwords(Path(os.environ["AIRFLOW_HOME"]))
-    for command in init_commands():
+    for command in init_commands(os.environ["LOCAL_AWS_PORT"]):
         print("+", " ".join(command), flush=True)
         if subprocess.run(command).returncode != 0:
             raise SystemExit(f"airflow-init: `{' '.join(command)}` failed")

@@ -191,7 +191,7 @@ def pytest_collection_modifyitems(items) -> None:
     starts it) waits on Airflow starting, parsing and scheduling, which on a loaded CI machine alone can take
     minutes: its budget is larger."""
     for item in items:
-        if item.get_closest_marker("stack") or item.get_closest_marker("tier"):
+        if any(item.get_closest_marker(lane) for lane in ("stack", "tier", "compose")):
             item.add_marker(pytest.mark.timeout(STACK_TEST_TIMEOUT))
         elif item.get_closest_marker("integration"):
             continue

@@ -1,9 +1,10 @@
 """docker-compose.yaml: current with its generator, valid for docker compose, the same stack as ``make run``.
 
-No Docker engine runs here, so the file is checked statically: Debian's ``docker-compose`` (installed by the
-``docker_compose`` fixture when missing) validates and resolves it, and the resolved services are compared
-with what ``make run TOPOLOGY=celery`` starts. ``make run``'s side is ``local.stack.Stack.up()`` itself, with
-its process launching recorded instead of performed (the commands and environment are what it would start).
+Checked statically here, in seconds (``tests/compose`` runs it on a Docker engine): Debian's
+``docker-compose`` (installed by the ``docker_compose`` fixture when missing) validates and resolves it, and
+the resolved services are compared with what ``make run TOPOLOGY=celery`` starts. ``make run``'s side is
+``local.stack.Stack.up()`` itself, with its process launching recorded instead of performed (the commands
+and environment are what it would start).
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ pytestmark = [
 # What the containers do differently from make run's processes, and why (see local/compose.py);
 # None: the containers do not set it.
 EXPECTED_DIFFERENCES = {
-    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": (compose.POSTGRES, "the postgres service, with its password"),
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": (
+        "postgresql+psycopg2://airflow:airflow@postgres:5432/airflow",
+        "the postgres service, with its password",
+    ),
     "AIRFLOW__API__HOST": ("0.0.0.0", "the API server listens on the container's interfaces"),
     "AIRFLOW__API__BASE_URL": (
         "http://localhost:8080",
@@ -137,9 +141,6 @@ def _command(args: list[str]) -> list[str]:
     command = [programs.get(args[0], args[0]), *args[1:]]
     if "--host" in command:  # a server: listens on every interface so that the other containers reach it
         command[command.index("--host") + 1] = "0.0.0.0"
-    if "--celery-hostname" in command:  # a worker: each replica's container has a hostname of its own
-        at = command.index("--celery-hostname")
-        del command[at : at + 2]
     return [_in_containers(arg) for arg in command]
 
 
@@ -181,26 +182,25 @@ def test_docker_compose_rejects_a_broken_file(docker_compose: str, tmp_path: Pat
 
 
 def test_the_services_run_what_make_run_starts(resolved: dict, make_run: RecordingStack):
-    """Each of make run's processes is one replica of a service running its command; a service has as many
-    replicas as make run starts instances (2 schedulers, 2 triggerers, 2 workers)."""
+    """Each of make run's processes is a service of its own running its command (2 schedulers, 2
+    triggerers, 2 workers: each has its own ports, so the file also runs with host networking)."""
     services = resolved["services"]
     stand_ins = {"local-aws": compose.AWS_SERVICE, "local-broker": compose.BROKER_SERVICE}
     stand_ins["local-slack"] = compose.SLACK_SERVICE
-    instances: dict[str, list[list[str]]] = {}
-    for name, args in make_run.started.items():
-        service = stand_ins.get(name) or compose.component_service(name)
-        instances.setdefault(service, []).append(_command(args))
+    commands = {
+        stand_ins.get(name) or compose.component_service(name): _command(args)
+        for name, args in make_run.started.items()
+    }
 
     assert set(make_run.started) == {*stand_ins, *make_run.components}
-    assert set(services) == {*instances, "postgres", compose.INIT_SERVICE}
-    for service, commands in instances.items():
-        assert commands == [services[service]["command"]] * len(commands), service
-        assert services[service].get("scale", 1) == len(commands), service
-    assert [services[f"airflow-{kind}"]["scale"] for kind in ("scheduler", "triggerer", "worker")] == [
-        2,
-        2,
-        2,
-    ]
+    assert set(services) == {*commands, "postgres", compose.INIT_SERVICE}
+    for service, command in commands.items():
+        assert services[service]["command"] == command, service
+    for kind in ("scheduler", "triggerer", "worker"):
+        assert sorted(name for name in services if name.startswith(f"airflow-{kind}-")) == [
+            f"airflow-{kind}-1",
+            f"airflow-{kind}-2",
+        ]
 
 
 def test_init_takes_make_runs_one_off_steps(resolved: dict, make_run: RecordingStack):
@@ -212,6 +212,7 @@ def test_init_writes_the_admin_password_and_runs_the_steps_in_order(tmp_path: Pa
     """The commands are recorded, not run: they address the compose services by name, unknown here."""
     ran: list[list[str]] = []
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
+    monkeypatch.setenv("LOCAL_AWS_PORT", "4566")
     monkeypatch.setattr(
         compose.subprocess, "run", lambda command: ran.append(command) or CompletedProcess(command, 0)
     )
@@ -225,6 +226,7 @@ def test_init_writes_the_admin_password_and_runs_the_steps_in_order(tmp_path: Pa
 def test_init_stops_at_the_first_failed_step(tmp_path: Path, monkeypatch):
     ran: list[list[str]] = []
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
+    monkeypatch.setenv("LOCAL_AWS_PORT", "4566")
     monkeypatch.setattr(
         compose.subprocess,
         "run",
@@ -237,8 +239,12 @@ def test_init_stops_at_the_first_failed_step(tmp_path: Path, monkeypatch):
 
 
 def test_airflow_containers_get_make_runs_environment(resolved: dict, make_run: RecordingStack):
-    native = {key: _in_containers(value, make_run.home) for key, value in make_run.env.items()}
-    for service in [compose.INIT_SERVICE, *_airflow_services(make_run)]:
+    """Each service has the environment of the process of make run's it runs, its own ports included."""
+    shared = {key: _in_containers(value, make_run.home) for key, value in make_run.env.items()}
+    processes = {compose.INIT_SERVICE: {}}
+    processes |= {compose.component_service(name): make_run.own_env[name] for name in make_run.components}
+    for service, own in processes.items():
+        native = {**shared, **own}
         environment = resolved["services"][service]["environment"]
         unset = {key for key, (value, _why) in EXPECTED_DIFFERENCES.items() if value is None}
         assert set(environment) == set(native) - unset, service
@@ -246,15 +252,39 @@ def test_airflow_containers_get_make_runs_environment(resolved: dict, make_run: 
         assert differences == set(EXPECTED_DIFFERENCES), service
         for key, (value, _why) in EXPECTED_DIFFERENCES.items():
             assert environment.get(key) == value, key
-    assert native["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
-    # What differs between make run's instances of one component are their ports; in containers each
-    # replica has its own network namespace and keeps the first instance's (the shared environment's).
-    for name, own in make_run.own_env.items():
-        assert {key: make_run.env.get(key) for key in own} == own or name.endswith("-2"), name
+    assert shared["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    # the instances of one component differ in their ports only, as make run's do
+    own_ports = [make_run.own_env[f"scheduler-{i}"] for i in (1, 2)]
+    assert [set(own.values()) for own in own_ports] == [{"8974"}, {"8984"}]
     assert (
-        native["AIRFLOW__API_AUTH__JWT_SECRET"]
+        shared["AIRFLOW__API_AUTH__JWT_SECRET"]
         == resolved["services"][compose.API_SERVICE]["environment"]["AIRFLOW__API_AUTH__JWT_SECRET"]
     )
+
+
+def test_every_port_is_a_variable_with_make_runs_port_as_default(resolved: dict, docker_compose: str):
+    """Moving a port (``AIRFLOW_API_PORT=8081 docker compose up``) moves every use of it: the environment,
+    the commands, the published port and the health check."""
+    moved = {name: str(20000 + i) for i, name in enumerate(compose.port_variables())}
+    result = subprocess.run(
+        [docker_compose, "--file", str(compose.COMPOSE_FILE), "config"],
+        cwd=REPO,
+        env={**os.environ, **moved},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    defaults = {str(port) for port in compose.port_variables().values()}
+    text = compose.COMPOSE_FILE.read_text().split("\nx-airflow-environment:")[1]
+    assert not [port for port in defaults if re.search(rf"[^-]\b{port}\b", text)]  # only as defaults
+    again = yaml.safe_load(result.stdout)
+    api = again["services"][compose.API_SERVICE]
+    assert api["environment"]["AIRFLOW__API__PORT"] == moved["AIRFLOW_API_PORT"]
+    assert moved["AIRFLOW_API_PORT"] in api["healthcheck"]["test"][-1]
+    worker = again["services"]["airflow-worker-2"]
+    assert worker["environment"]["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] == moved["WORKER_2_PORT"]
+    assert again["services"][compose.AWS_SERVICE]["command"][-1] == moved["LOCAL_AWS_PORT"]
+    assert resolved["services"][compose.AWS_SERVICE]["command"][-1] == "4566"
 
 
 def test_ports_are_published_where_make_run_listens(resolved: dict, make_run: RecordingStack):
@@ -329,9 +359,10 @@ def test_services_start_in_order_and_report_health(resolved: dict, make_run: Rec
         assert needs[compose.INIT_SERVICE] == {"condition": "service_completed_successfully"}, service
         assert needs[compose.AWS_SERVICE] == needs[compose.SLACK_SERVICE] == healthy
     # the scheduler queues tasks on the broker; the workers take them and call the execution API
-    assert services["airflow-scheduler"]["depends_on"][compose.BROKER_SERVICE] == healthy
-    assert services["airflow-worker"]["depends_on"][compose.BROKER_SERVICE] == healthy
-    assert services["airflow-worker"]["depends_on"][compose.API_SERVICE] == healthy
+    for i in (1, 2):
+        assert services[f"airflow-scheduler-{i}"]["depends_on"][compose.BROKER_SERVICE] == healthy
+        assert services[f"airflow-worker-{i}"]["depends_on"][compose.BROKER_SERVICE] == healthy
+        assert services[f"airflow-worker-{i}"]["depends_on"][compose.API_SERVICE] == healthy
 
 
 def test_the_image_is_the_latest_lane(resolved: dict):
@@ -342,7 +373,8 @@ def test_the_image_is_the_latest_lane(resolved: dict):
 
     assert f"ARG AIRFLOW_VERSION={airflow}\n" in dockerfile
     assert f"ARG PYTHON_VERSION={python}\n" in dockerfile
-    assert "FROM apache/airflow:${AIRFLOW_VERSION}-python${PYTHON_VERSION}" in dockerfile
+    assert "ARG AIRFLOW_IMAGE=apache/airflow:${AIRFLOW_VERSION}-python${PYTHON_VERSION}\n" in dockerfile
+    assert "FROM ${AIRFLOW_IMAGE}\n" in dockerfile
     assert "COPY lock/latest.txt /requirements/latest.txt" in dockerfile
     assert "pip install --no-cache-dir -r /requirements/latest.txt" in dockerfile
     assert "\n!lock/latest.txt\n" in (REPO / ".dockerignore").read_text() + "\n"
