@@ -473,6 +473,164 @@ def test_check_fails_for_a_source_without_a_job(tmp_path, capsys):
     assert list((config / "jobs").iterdir()) == [], "--check writes nothing"
 
 
+def _import_and_check(tmp_path: Path, capsys, sources: Path) -> tuple[int, str, int, str, Path]:
+    """``import`` into a fresh catalog, then ``import --check`` of the same sources against it."""
+    config = _catalog_folder(tmp_path)
+    code = main(["--config", str(config), "import", "--from", "file", str(sources)])
+    report = capsys.readouterr()
+    checked = main(["--config", str(config), "import", "--from", "file", str(sources), "--check"])
+    return code, report.out + report.err, checked, capsys.readouterr().out, config / "jobs"
+
+
+def _notes(report: str) -> set[str]:
+    return {line.strip() for line in report.splitlines() if line.startswith("    ")}
+
+
+def test_a_schedules_context_attributes_are_the_runs_values_or_flagged(tmp_path, capsys):
+    """Scheduler fills in <aws.scheduler.*> as it invokes the target; none is left as a literal."""
+    target = _ecs_target()
+    del target["InputTransformer"]
+    attributes = {
+        "ARN": "<aws.scheduler.schedule-arn>",
+        "AT": "<aws.scheduler.scheduled-time>",
+        "EXECUTION": "<aws.scheduler.execution-id>",
+        "ATTEMPT": "<aws.scheduler.attempt-number>",
+    }
+    environment = [{"name": name, "value": value} for name, value in attributes.items()]
+    target["Input"] = json.dumps({"containerOverrides": [{"name": "app", "environment": environment}]})
+    arn = f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/default/nightly"
+    schedule = {"Name": "nightly", "Arn": arn, "ScheduleExpression": "cron(0 1 * * ? *)", "Target": target}
+    _write(tmp_path / "aws", "nightly.schedule.json", schedule)
+
+    code, report, checked, check, jobs = _import_and_check(tmp_path, capsys, tmp_path / "aws")
+
+    assert code == 0, report
+    assert _job(jobs / "nightly.yaml")["environment"] == {
+        "ARN": arn,
+        "AT": "{{ logical_date.strftime('%Y-%m-%dT%H:%M:%SZ') }}",
+        "EXECUTION": "{{ run_id }}",
+        "ATTEMPT": "{{ ti.try_number }}",
+    }
+    notes = _notes(report)
+    assert any(n.startswith("review: Input <aws.scheduler.execution-id>") for n in notes), notes
+    assert any(n.startswith("review: Input <aws.scheduler.attempt-number>") for n in notes), notes
+    assert not any("schedule-arn" in n or "scheduled-time" in n for n in notes), "those two are exact"
+    assert "<aws." not in (jobs / "nightly.yaml").read_text().split("\ndescription:")[1]
+    # the check knows what Scheduler sends: only the fresh execution ID differs (and the try number, which
+    # the check renders without a try)
+    assert checked == 1
+    assert "DIFFERS  schedule nightly = job nightly" in check
+    assert "(<aws.scheduler.execution-id>: known only once sent)" in check
+    assert "'ARN': 'arn:aws:scheduler:" in check
+
+
+def test_a_rules_predefined_variables_are_the_runs_values_or_flagged(tmp_path, capsys):
+    template = (
+        '{"containerOverrides":[{"name":"app","environment":['
+        '{"name":"RULE","value":"<aws.events.rule-name>"},{"name":"RULE_ARN","value":"<aws.events.rule-arn>"},'
+        '{"name":"RECEIVED","value":"<aws.events.event.ingestion-time>"},'
+        '{"name":"WHEN","value":<time>}]}]}'
+    )
+    target = _ecs_target()
+    target["InputTransformer"] = {"InputPathsMap": {"time": "$.time"}, "InputTemplate": template}
+    _write(tmp_path / "aws", "rules.json", {"Rules": [_rule("nightly-etl")]})
+    _write(tmp_path / "aws", "nightly-etl.targets.json", {"Targets": [target]})
+
+    code, report, checked, check, jobs = _import_and_check(tmp_path, capsys, tmp_path / "aws")
+
+    assert code == 0, report
+    environment = _job(jobs / "nightly_etl.yaml")["environment"]
+    assert environment["RULE"] == "nightly-etl"
+    assert environment["RULE_ARN"] == f"arn:aws:events:{REGION}:{ACCOUNT}:rule/nightly-etl"
+    assert environment["RECEIVED"] == environment["WHEN"]  # the logical date, flagged: it is a little later
+    assert any(
+        n.startswith("review: InputTransformer <aws.events.event.ingestion-time>") for n in _notes(report)
+    )
+    assert _job(jobs / "nightly_etl.yaml")["paused"] is True
+    assert checked == 1 and "(<aws.events.event.ingestion-time>: known only once sent)" in check
+
+
+def test_without_the_ingestion_time_the_rules_constants_check_equal(tmp_path, capsys):
+    """The rule's name and ARN are constants: mapped exactly, and the check agrees."""
+    template = (
+        '{"containerOverrides":[{"name":"app","environment":['
+        '{"name":"RULE","value":"<aws.events.rule-name>"},{"name":"RULE_ARN","value":"<aws.events.rule-arn>"}]}]}'
+    )
+    target = _ecs_target()
+    target["InputTransformer"] = {"InputTemplate": template}
+    _write(tmp_path / "aws", "rules.json", {"Rules": [_rule("nightly-etl")]})
+    _write(tmp_path / "aws", "nightly-etl.targets.json", {"Targets": [target]})
+
+    code, report, checked, check, jobs = _import_and_check(tmp_path, capsys, tmp_path / "aws")
+
+    assert (code, checked) == (0, 0), report + check
+    assert "equal    rule nightly-etl = job nightly_etl" in check
+
+
+def test_a_one_time_schedule_is_checked_without_a_traceback(tmp_path, capsys):
+    """at(): a job runs when triggered. Still to come, the source fires and the job does not: DIFFERS; past,
+    neither fires again: EQUAL."""
+    target = _ecs_target()
+    del target["InputTransformer"]
+    target["Input"] = json.dumps({"containerOverrides": [{"name": "app"}]})
+    for name, moment in (("xmas", "at(2099-12-24T10:00:00)"), ("launch-day", "at(2020-01-02T03:04:05)")):
+        arn = f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/default/{name}"
+        once = {"Name": name, "Arn": arn, "ScheduleExpression": moment, "Target": target}
+        once["ScheduleExpressionTimezone"] = "Europe/Berlin"
+        _write(tmp_path / "aws", f"{name}.schedule.json", once)
+
+    code, report, checked, check, _jobs = _import_and_check(tmp_path, capsys, tmp_path / "aws")
+
+    assert code == 0, report
+    assert checked == 1
+    assert "DIFFERS  schedule xmas = job xmas" in check
+    assert "the source runs once, at 2099-12-24T10:00:00+01:00; the job runs only when triggered" in check
+    assert "equal    schedule launch-day = job launch_day" in check
+    assert "Traceback" not in check
+
+
+def test_a_target_that_leaves_the_launch_to_the_cluster_is_flagged_and_differs(tmp_path, capsys):
+    """No LaunchType and no strategy: ECS ran the cluster's default strategy; EC2 without a network
+    configuration: a bridge or host task definition. Neither is guessed."""
+    default = _ecs_target()
+    del default["EcsParameters"]["LaunchType"]
+    bridge = _ecs_target(LaunchType="EC2")
+    del bridge["EcsParameters"]["NetworkConfiguration"]
+    _write(tmp_path / "aws", "rules.json", {"Rules": [_rule("by-default"), _rule("on-bridge")]})
+    _write(tmp_path / "aws", "by-default.targets.json", {"Targets": [default]})
+    _write(tmp_path / "aws", "on-bridge.targets.json", {"Targets": [bridge]})
+
+    code, report, checked, check, jobs = _import_and_check(tmp_path, capsys, tmp_path / "aws")
+
+    assert code == 0, report
+    assert "launch" not in _job(jobs / "by_default.yaml")
+    notes = _notes(report)
+    assert any(n.startswith("review: EcsParameters.LaunchType: neither a launch type") for n in notes)
+    assert any(n.startswith("review: EcsParameters.NetworkConfiguration: none: the task") for n in notes)
+    assert checked == 1
+    assert 'source "the cluster\'s default capacity provider strategy"' in check
+    assert "DIFFERS  rule on-bridge = job on_bridge" in check
+
+
+def test_a_source_that_cannot_be_mapped_is_named_and_the_others_are_imported(tmp_path, capsys):
+    broken = _ecs_target()
+    del broken["EcsParameters"]["TaskDefinitionArn"]  # an export cut short
+    _write(tmp_path / "aws", "rules.json", {"Rules": [_rule("good"), _rule("broken")]})
+    _write(tmp_path / "aws", "good.targets.json", {"Targets": [_ecs_target()]})
+    _write(tmp_path / "aws", "broken.targets.json", {"Targets": [broken]})
+
+    code, report, checked, check, jobs = _import_and_check(tmp_path, capsys, tmp_path / "aws")
+
+    assert code == 1
+    assert (jobs / "good.yaml").exists() and not (jobs / "broken.yaml").exists()
+    assert "FAILED   rule broken: not imported: KeyError: 'TaskDefinitionArn'" in report
+    assert "2 sources: 1 jobs, 0 to review, 0 skipped, 1 not imported (above)" in report
+    assert "Traceback" not in report + check
+    assert checked == 1
+    assert "equal    rule good = job good" in check
+    assert "DIFFERS  rule broken: the importer cannot map it (KeyError: 'TaskDefinitionArn')" in check
+
+
 SFN_NETWORK = {"AwsvpcConfiguration": {k: v for k, v in LOCAL_NETWORK["awsvpcConfiguration"].items()}}
 
 

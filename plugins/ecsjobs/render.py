@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import copy
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 from airflow.sdk.exceptions import ParamValidationError
 from airflow.sdk.execution_time.context import MacrosAccessor
+from airflow.timetables.base import DataInterval
 
 from ecsjobs.catalog import JobSpec
 from ecsjobs.factory import build_dag
@@ -37,12 +39,14 @@ def render_requests(
         resolved = run_params.validate()
     except ParamValidationError as err:
         raise ValueError(str(err)) from None
-    interval = dag.timetable.infer_manual_data_interval(run_after=logical_date)
+    infer = getattr(dag.timetable, "infer_manual_data_interval", None)  # a job with no schedule has none
+    interval = infer(run_after=logical_date) if infer else DataInterval(logical_date, logical_date)
     context: dict[str, Any] = {
         "dag": dag,
         "params": resolved,
         "macros": MacrosAccessor(),
         "run_id": f"manual__{logical_date.isoformat()}",
+        "ti": SimpleNamespace(try_number=1),  # the request of the first try
         "logical_date": logical_date,
         "ds": logical_date.strftime("%Y-%m-%d"),
         "ds_nodash": logical_date.strftime("%Y%m%d"),

@@ -52,7 +52,7 @@ def import_command(
     except (BotoCoreError, ClientError) as err:
         print(f"error: {describe_aws_error(err)}", file=sys.stderr)
         return 1
-    imported = [map_source(s, catalog.environment, found.lambdas, today or date.today()) for s in found.items]
+    imported = [_mapped(s, catalog, found.lambdas, today or date.today()) for s in found.items]
     if check:
         return _check(imported, catalog)
     _dedupe_names(imported)
@@ -63,7 +63,19 @@ def import_command(
         print(json.dumps(_json(imported, written, problems), indent=2, default=str))
     else:
         print(_text(imported, written, problems))
-    return 1 if problems else 0
+    return 1 if problems or any(item.failed for item in imported) else 0
+
+
+def _mapped(
+    source: sources.Source, catalog: Catalog, lambdas: dict[str, dict[str, str]], today: date
+) -> Imported:
+    """The source's job; a source the importer cannot map is reported with why, and the others go on."""
+    try:
+        return map_source(source, catalog.environment, lambdas, today)
+    except Exception as err:  # noqa: BLE001 - one odd source must not stop an account's import
+        failed = Imported(source, source.name, None)
+        failed.failed = f"{type(err).__name__}: {err}"
+        return failed
 
 
 def _check(imported: list[Imported], catalog: Catalog) -> int:
@@ -75,7 +87,14 @@ def _check(imported: list[Imported], catalog: Catalog) -> int:
         if item.skipped:
             lines.append(f"skipped  {title}: {item.skipped}")
             continue
-        result = compare(item.source, catalog, now)
+        if item.failed:
+            lines.append(f"DIFFERS  {title}: the importer cannot map it ({item.failed})")
+            continue
+        try:
+            result = compare(item.source, catalog, now)
+        except Exception as err:  # noqa: BLE001 - one odd source must not stop the check of the others
+            lines.append(f"DIFFERS  {title}: it cannot be compared ({type(err).__name__}: {err})")
+            continue
         if result.equal:
             equal.append(item.source)
             lines.append(f"equal    {title} = job {result.job}: next {FIRES} fire times, RunTask request")
@@ -144,6 +163,9 @@ def _text(
         if item.skipped:
             lines.append(f"skipped  {title}: {item.skipped}")
             continue
+        if item.failed:
+            lines.append(f"FAILED   {title}: not imported: {item.failed}")
+            continue
         result = written.get(item.name)
         counts = {
             level: sum(n.level == level for n in item.notes) for level in ("exact", "approximated", "review")
@@ -167,7 +189,9 @@ def _text(
     jobs = sum(item.job is not None for item in imported)
     review = sum(item.needs_review for item in imported if item.job is not None)
     skipped = sum(bool(item.skipped) for item in imported)
-    lines.append(f"{len(imported)} sources: {jobs} jobs, {review} to review, {skipped} skipped")
+    failed = [item for item in imported if item.failed]
+    summary = f"{len(imported)} sources: {jobs} jobs, {review} to review, {skipped} skipped"
+    lines.append(summary + (f", {len(failed)} not imported (above)" if failed else ""))
     return "\n".join(lines)
 
 
@@ -180,8 +204,9 @@ def _json(
             "kind": item.source.kind,
             "name": item.source.name,
             "arn": item.source.arn,
-            "job": None if item.skipped else item.name,
+            "job": None if item.skipped or item.failed else item.name,
             "skipped": item.skipped,
+            "failed": item.failed,
             "notes": [asdict(note) for note in item.notes],
             "problems": problems.get(item.name, []),
         }

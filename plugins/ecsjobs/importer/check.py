@@ -15,9 +15,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from ecsjobs.catalog import Catalog, JobSpec, start_datetime
-from ecsjobs.importer.mapping import SCHEDULED_TIME, fill, job_name, target_step
+from ecsjobs.importer.mapping import fill, job_name, target_step, used_context
 from ecsjobs.importer.sources import Source
 from ecsjobs.importer.state_machines import state_target, step_name, task_states
 from ecsjobs.render import render_requests
@@ -99,6 +100,10 @@ def _compare_fires(source: Source, spec: JobSpec, now: datetime, result: Compari
     if expression.startswith("at("):
         if job.schedule:
             result.differences.append(f"the source runs once ({expression}); the job is scheduled")
+        elif (once := _at(expression, source.timezone or "UTC")) > now:
+            result.differences.append(
+                f"the source runs once, at {once.isoformat()}; the job runs only when triggered"
+            )
         return []
     if (source.timezone or "UTC") != timezone:
         result.differences.append(f"time zone: job {timezone}, source {source.timezone or 'UTC'}")
@@ -127,6 +132,13 @@ def _compare_fires(source: Source, spec: JobSpec, now: datetime, result: Compari
     return ours
 
 
+def _at(expression: str, timezone: str) -> datetime:
+    """The instant of a one-time ``at(yyyy-mm-ddThh:mm:ss)`` in the schedule's time zone (Scheduler's
+    one-time schedules: https://docs.aws.amazon.com/scheduler/latest/UserGuide/schedule-types.html)."""
+    local = datetime.fromisoformat(expression.removeprefix("at(").removesuffix(")"))
+    return local.replace(tzinfo=ZoneInfo(timezone))
+
+
 def _eventbridge_fires(expression: str, timezone: str, after: datetime) -> list[datetime]:
     timetable = EventBridgeCronTimetable(expression, timezone=timezone)
     fires: list[datetime] = []
@@ -139,6 +151,7 @@ def _eventbridge_fires(expression: str, timezone: str, after: datetime) -> list[
 def _compare_requests(
     targets: list[dict[str, Any]], spec: JobSpec, catalog: Catalog, fire: datetime, result: Comparison
 ) -> None:
+    spec_source = result.source
     """One target against the job (its ``TaskCount`` as the tasks per run); several targets, each against the
     step named by its ``Id``."""
     try:
@@ -151,7 +164,8 @@ def _compare_requests(
         count = int(target["EcsParameters"].get("TaskCount") or 1)
         if len(rendered) != count:
             result.differences.append(f"tasks per run: job {len(rendered)}, source {count}")
-        _differ(_essentials(rendered[0]["request"]), _source_request(target, fire), "request", result)
+        sent = _source_request(target, fire, spec_source)
+        _differ(_essentials(rendered[0]["request"]), sent, "request", result)
         return
     steps: dict[str, dict[str, Any]] = {}
     for entry in rendered:
@@ -161,7 +175,7 @@ def _compare_requests(
         if step not in steps:
             result.differences.append(f"target {target.get('Id')}: no step {step} in the job")
             continue
-        _differ(steps[step], _source_request(target, fire), f"step {step} request", result)
+        _differ(steps[step], _source_request(target, fire, spec_source), f"step {step} request", result)
     for step in sorted(set(steps) - {target_step(t) for t in targets}):
         result.differences.append(f"step {step}: not a target of the rule")
 
@@ -231,16 +245,20 @@ def _kinds(definition: dict[str, Any]) -> Iterator[str]:
             yield from _kinds(processor)
 
 
-def _source_request(target: dict[str, Any], fire: datetime) -> dict[str, Any]:
-    """What the rule or schedule asked ECS for at ``fire``, in :func:`_shape`."""
+def _source_request(target: dict[str, Any], fire: datetime, source: Source | None = None) -> dict[str, Any]:
+    """What the rule or schedule asked ECS for at ``fire``, in :func:`_shape`: its input with the values it
+    fills in as it sends it (one not known before, such as a fresh ID, as a text no job can send)."""
     parameters = target["EcsParameters"]
     time = fire.astimezone(UTC).strftime(EVENT_TIME_FORMAT)
     if "InputTransformer" in target:
         transformer = target["InputTransformer"]
         paths = transformer.get("InputPathsMap", {})
-        text = fill(transformer["InputTemplate"], {k: time for k, v in paths.items() if v == "$.time"})
+        template, values = transformer["InputTemplate"], {k: time for k, v in paths.items() if v == "$.time"}
     else:
-        text = fill(target.get("Input") or "{}", {SCHEDULED_TIME: time})
+        template, values = target.get("Input") or "{}", {}
+    for name, value in (used_context(template, source) if source else {}).items():
+        values[name] = value.sent(time) if value.sent else f"(<{name}>: known only once sent)"
+    text = fill(template, values)
     vpc = (parameters.get("NetworkConfiguration") or {}).get("awsvpcConfiguration")
     return _shape(
         target["Arn"],
@@ -283,7 +301,8 @@ def _launch(launch_type: str | None, strategy: list[dict[str, Any]] | None) -> s
     if strategy:
         providers = sorted(item.get("capacityProvider") or item.get("CapacityProvider") for item in strategy)
         return "capacity providers " + ",".join(providers)
-    return launch_type or "EC2"
+    # neither: ECS runs the cluster's default capacity provider strategy (RunTask's capacityProviderStrategy)
+    return launch_type or "the cluster's default capacity provider strategy"
 
 
 def _network(vpc: dict[str, Any] | None, subnets: str, groups: str, public: str) -> str | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
@@ -27,6 +28,8 @@ _KINDS = {
 }
 _LAUNCH_TYPES = {"FARGATE": "fargate", "EC2": "ec2"}
 _IGNORED_TARGET_KEYS = {"Id", "Arn", "RoleArn", "EcsParameters", "Input", "InputTransformer"}
+RUN_ID, TRY_NUMBER = "{{ run_id }}", "{{ ti.try_number }}"
+_TEMPLATES = (EVENT_TIME, RUN_ID, TRY_NUMBER)  # what the importer writes for a source's context values
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class Imported:
     job: dict[str, Any] | None
     notes: list[Note] = field(default_factory=list)
     skipped: str | None = None
+    failed: str | None = None  # why the importer could not map it: reported, the other sources go on
 
     def note(self, level: Level, what: str, detail: str) -> None:
         self.notes.append(Note(level, what, detail))
@@ -52,6 +56,72 @@ class Imported:
     @property
     def needs_review(self) -> bool:
         return any(n.level == "review" for n in self.notes)
+
+
+@dataclass(frozen=True)
+class ContextValue:
+    """A value the source fills in as it invokes its target: what the job sends for it, how sure that is,
+    and what the source sent at a fire time (None: not known before it is sent, e.g. a fresh ID)."""
+
+    job: str
+    level: Level
+    detail: str
+    sent: Callable[[str], str] | None
+
+
+def context_values(source: Source) -> dict[str, ContextValue]:
+    """The placeholders a rule's input transformer (its predefined variables) or a schedule's input (its
+    context attributes) may hold, as AWS documents them:
+    https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-transform-target-input.html#eb-transform-input-predefined
+    https://docs.aws.amazon.com/scheduler/latest/UserGuide/managing-schedule-context-attributes.html
+    """
+    if source.kind == "schedule":
+        return {
+            "aws.scheduler.schedule-arn": ContextValue(
+                source.arn, "exact", "the schedule's ARN", lambda _time: source.arn
+            ),
+            SCHEDULED_TIME: ContextValue(
+                EVENT_TIME,
+                "exact",
+                "the scheduled time (UTC, as Scheduler sends it) is the run's logical date",
+                lambda time: time,
+            ),
+            "aws.scheduler.execution-id": ContextValue(
+                RUN_ID,
+                "review",
+                "a new ID for each attempt to invoke the target; the run's ID is one per run and shaped "
+                "differently: sent as the run's ID",
+                None,
+            ),
+            "aws.scheduler.attempt-number": ContextValue(
+                TRY_NUMBER,
+                "review",
+                "Scheduler's attempt to deliver (1, then its retries); sent as the step's try number, "
+                "which counts Airflow's tries",
+                lambda _time: "1",
+            ),
+        }
+    event = "the whole scheduled event has no run equivalent"
+    return {
+        "aws.events.rule-arn": ContextValue(source.arn, "exact", "the rule's ARN", lambda _time: source.arn),
+        "aws.events.rule-name": ContextValue(
+            source.name, "exact", "the rule's name", lambda _time: source.name
+        ),
+        "aws.events.event.ingestion-time": ContextValue(
+            EVENT_TIME,
+            "review",
+            "when EventBridge received the scheduled event, a little after its scheduled time: sent as the "
+            "run's logical date, the scheduled time",
+            None,
+        ),
+        "aws.events.event": ContextValue("REVIEW <aws.events.event>", "review", event, None),
+        "aws.events.event.json": ContextValue("REVIEW <aws.events.event.json>", "review", event, None),
+    }
+
+
+def used_context(text: str, source: Source) -> dict[str, ContextValue]:
+    """The context values ``text`` holds as ``<name>``."""
+    return {name: value for name, value in context_values(source).items() if f"<{name}>" in text}
 
 
 def job_name(source_name: str) -> str:
@@ -185,6 +255,13 @@ def ecs_settings(target: dict[str, Any], env: Environment, imported: Imported) -
         )
     settings["task_definition"] = _family(parameters["TaskDefinitionArn"])
     settings.update(_launch(parameters, env, imported))
+    if not parameters.get("NetworkConfiguration") and settings.get("launch") in ("ec2", "ec2_spot", None):
+        imported.note(
+            "review",
+            "EcsParameters.NetworkConfiguration",
+            "none: the task definition's network mode is bridge or host (or awsvpc on the instance's "
+            "defaults); the job sends the environment's awsvpc network, which such a task definition refuses",
+        )
     network = _network(parameters.get("NetworkConfiguration"), env, imported)
     if network:
         settings["network"] = network
@@ -212,7 +289,7 @@ def ecs_settings(target: dict[str, Any], env: Environment, imported: Imported) -
         imported.note(
             "approximated", "EcsParameters.PropagateTags", "steps propagate the task definition's tags"
         )
-    settings.update(_overrides(target, imported))
+    settings.update(_overrides(target, imported.source, imported))
     for key in sorted(set(target) - _IGNORED_TARGET_KEYS):
         imported.note(
             "approximated", key, f"EventBridge's delivery setting {target[key]!r}; Airflow's retries apply"
@@ -228,8 +305,18 @@ def _family(arn: str) -> str:
 def _launch(parameters: dict[str, Any], env: Environment, imported: Imported) -> dict[str, Any]:
     strategy = parameters.get("CapacityProviderStrategy") or []
     providers = [item.get("capacityProvider") for item in strategy]
+    if not strategy and "LaunchType" not in parameters:
+        # RunTask without either runs the cluster's default capacity provider strategy, which the source does
+        # not say: https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_RunTask.html
+        imported.note(
+            "review",
+            "EcsParameters.LaunchType",
+            "neither a launch type nor a capacity provider strategy: ECS used the cluster's default strategy;"
+            " set the job's launch to what that strategy is (the catalog's default applies until then)",
+        )
+        return {}
     if not strategy:
-        launch = _LAUNCH_TYPES.get(parameters.get("LaunchType", "EC2"))
+        launch = _LAUNCH_TYPES.get(parameters["LaunchType"])
         if launch is None:
             imported.note(
                 "review", "EcsParameters.LaunchType", f"{parameters['LaunchType']} is not supported"
@@ -296,20 +383,18 @@ def _tags(tags: list[dict[str, Any]]) -> dict[str, str]:
     return result
 
 
-def _overrides(target: dict[str, Any], imported: Imported) -> dict[str, Any]:
-    """The RunTask overrides the target sent: its ``Input``, or its ``InputTransformer``'s template."""
+def _overrides(target: dict[str, Any], source: Source, imported: Imported) -> dict[str, Any]:
+    """The RunTask overrides the target sent: its ``Input``, or its ``InputTransformer``'s template, with
+    the context values the source fills in (``<aws.scheduler.scheduled-time>``, ...) as the run's."""
     if "InputTransformer" in target:
-        text = _transformed(target["InputTransformer"], imported)
+        text = _transformed(target["InputTransformer"], source, imported)
     elif "Input" in target:  # Scheduler puts its context attributes in the input as it sends it
-        text = (
-            fill(target["Input"], {SCHEDULED_TIME: EVENT_TIME})
-            if SCHEDULED_TIME in target["Input"]
-            else target["Input"]
-        )
-        if SCHEDULED_TIME in target["Input"]:
-            imported.note("exact", "Input", "<aws.scheduler.scheduled-time> is the run's logical date")
-        for attribute in sorted(set(re.findall(r"<(aws\.scheduler\.[a-z.-]+)>", text))):
-            imported.note("review", "Input", f"<{attribute}> has no run equivalent: sent as is")
+        used = used_context(target["Input"], source)
+        text = fill(target["Input"], {name: value.job for name, value in used.items()})
+        for name, value in used.items():
+            imported.note(value.level, f"Input <{name}>", value.detail)
+        for placeholder in sorted(set(re.findall(r"<(aws\.[a-z.-]+)>", text))):
+            imported.note("review", "Input", f"<{placeholder}> is not one of the source's: sent as is")
     else:
         imported.note(
             "review", "Input", "no overrides: set the job's container (the task definition's essential one)"
@@ -354,9 +439,13 @@ def _overrides(target: dict[str, Any], imported: Imported) -> dict[str, Any]:
     return settings
 
 
-def _transformed(transformer: dict[str, Any], imported: Imported) -> str:
-    """The template with each ``<name>`` of ``$.time`` as the run's date; other paths need review."""
-    values = {}
+def _transformed(transformer: dict[str, Any], source: Source, imported: Imported) -> str:
+    """The template with each ``<name>`` of ``$.time`` as the run's date and the rule's predefined variables
+    as the run's; other paths need review."""
+    used = used_context(transformer["InputTemplate"], source)
+    values = {name: value.job for name, value in used.items()}
+    for name, value in used.items():
+        imported.note(value.level, f"InputTransformer <{name}>", value.detail)
     for name, path in transformer.get("InputPathsMap", {}).items():
         if path == "$.time":
             values[name] = EVENT_TIME
@@ -394,7 +483,7 @@ def fill(template: str, values: dict[str, str]) -> str:
 
 def _literal(value: str) -> str:
     """A value the source sent as is, kept as is by Jinja (which renders every catalog value)."""
-    if EVENT_TIME in value:
+    if any(template in value for template in _TEMPLATES):
         return value
     return "{% raw %}" + value + "{% endraw %}" if ("{{" in value or "{%" in value) else value
 
