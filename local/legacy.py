@@ -133,6 +133,7 @@ def _ecs_target(entry: dict[str, Any], env: Environment, scheduler: bool = False
     parameters: dict[str, Any] = {
         "TaskDefinitionArn": _task_definition(request["taskDefinition"], env),
         "TaskCount": 1,
+        "PropagateTags": "TASK_DEFINITION",  # as the catalog's steps do
         "NetworkConfiguration": {
             "awsvpcConfiguration": {
                 "Subnets": vpc["subnets"],
@@ -232,6 +233,7 @@ def _task_state(entry: dict[str, Any], env: Environment) -> dict[str, Any]:
         ]
     else:
         parameters["LaunchType"] = request.get("launchType", "EC2")
+    parameters["PropagateTags"] = "TASK_DEFINITION"  # as the catalog's steps do
     overrides = request.get("overrides") or {}
     containers = []
     for container in overrides.get("containerOverrides", []):

@@ -439,6 +439,8 @@ def test_check_passes_for_what_was_imported_and_prints_how_to_turn_the_sources_o
         (("launch: fargate", "launch: fargate_spot"), "request launch: job 'capacity providers FARGATE_SP"),
         (("REGION: us-east-1", "REGION: eu-west-1"), "request containers: job "),
         (("task_definition: data-processor", "task_definition: data-processor:2"), "request taskDefinition"),
+        # the rule copies no tags from the task definition (no PropagateTags): the import says so
+        (("propagate_tags: false", "propagate_tags: true"), "request propagateTags: job 'TASK_DEFINITION'"),
     ],
 )
 def test_check_fails_on_any_difference_between_a_source_and_its_job(tmp_path, capsys, edit, difference):
@@ -638,6 +640,7 @@ def _run_task(stage: str, **fields: Any) -> dict[str, Any]:
     parameters = {
         "Cluster": CLUSTER_ARN,
         "TaskDefinition": "etl-pipeline",
+        "LaunchType": "FARGATE",
         "NetworkConfiguration": SFN_NETWORK,
         "Overrides": {
             "ContainerOverrides": [

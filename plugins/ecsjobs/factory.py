@@ -209,7 +209,7 @@ def step_kwargs(step: Step, env: Environment, job_id: str) -> dict[str, Any]:
             step.resume_delay if step.resume_delay is not None else env.resume_delay
         ).total_seconds(),
         "tags": {"job": job_id, **step.task_tags},
-        "propagate_tags": "TASK_DEFINITION",
+        "propagate_tags": None if step.propagate_tags is False else "TASK_DEFINITION",
         "pool": pool_name(env),
         "launch": step.launch,
         "on_demand": on_demand_kwargs(step, env),

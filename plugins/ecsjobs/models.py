@@ -291,6 +291,11 @@ class StepSettings(Strict):
         default=None, description="Name of one of the environment's `networks` to use instead of its default."
     )
     task_tags: dict[str, str] = Field(default_factory=dict, description="Tags put on the ECS task.")
+    propagate_tags: bool | None = Field(
+        default=None,
+        description="Copy the task definition's tags to the task (RunTask propagateTags TASK_DEFINITION); "
+        "false copies none, as RunTask does when it is not given. Default true.",
+    )
     retries: int | None = Field(
         default=None,
         ge=0,

@@ -266,6 +266,7 @@ def _source_request(target: dict[str, Any], fire: datetime, source: Source | Non
         _launch(parameters.get("LaunchType"), parameters.get("CapacityProviderStrategy")),
         _network(vpc, "Subnets", "SecurityGroups", "AssignPublicIp"),
         json.loads(text),
+        parameters.get("PropagateTags"),
     )
 
 
@@ -278,11 +279,17 @@ def _essentials(request: dict[str, Any]) -> dict[str, Any]:
         _launch(request.get("launchType"), request.get("capacityProviderStrategy")),
         _network(vpc, "subnets", "securityGroups", "assignPublicIp"),
         request.get("overrides") or {},
+        request.get("propagateTags"),
     )
 
 
 def _shape(
-    cluster: str, task_definition: str, launch: str, network: str | None, overrides: dict[str, Any]
+    cluster: str,
+    task_definition: str,
+    launch: str,
+    network: str | None,
+    overrides: dict[str, Any],
+    propagate_tags: str | None,
 ) -> dict[str, Any]:
     """The comparable request: names rather than ARNs, and only the fields that are set."""
     shape = {
@@ -293,6 +300,7 @@ def _shape(
         "containers": _containers(overrides.get("containerOverrides") or []),
         "cpu": overrides.get("cpu") and str(overrides["cpu"]),
         "memory": overrides.get("memory") and str(overrides["memory"]),
+        "propagateTags": None if propagate_tags == "NONE" else propagate_tags,
     }
     return {key: value for key, value in shape.items() if value}
 

@@ -285,10 +285,10 @@ def ecs_settings(target: dict[str, Any], env: Environment, imported: Imported) -
         imported.note(
             "approximated", "EcsParameters.EnableECSManagedTags", "ECS-managed tags are not requested"
         )
-    if parameters.get("PropagateTags") not in (None, "TASK_DEFINITION"):
-        imported.note(
-            "approximated", "EcsParameters.PropagateTags", "steps propagate the task definition's tags"
-        )
+    # EventBridge copies the task definition's tags only when asked to, a step by default (PropagateTags in
+    # https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_EcsParameters.html)
+    if parameters.get("PropagateTags") != "TASK_DEFINITION":
+        settings["propagate_tags"] = False
     settings.update(_overrides(target, imported.source, imported))
     for key in sorted(set(target) - _IGNORED_TARGET_KEYS):
         imported.note(

@@ -163,8 +163,6 @@ class _Walk:
                 if k in p
             },
         }
-        if not ecs["CapacityProviderStrategy"] and "LaunchType" not in ecs:
-            ecs["LaunchType"] = "EC2" if "CapacityProviderStrategy" in p else "FARGATE"
         arn = cluster if cluster.startswith("arn:") else f"arn:aws:ecs:::cluster/{cluster}"
         return {"Arn": arn, "EcsParameters": ecs, "Input": json.dumps(task_input)}
 
