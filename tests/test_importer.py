@@ -614,6 +614,46 @@ def test_a_target_that_leaves_the_launch_to_the_cluster_is_flagged_and_differs(t
     assert "DIFFERS  rule on-bridge = job on_bridge" in check
 
 
+def test_what_the_rule_tells_an_orchestration_lambda_is_kept_or_flagged(tmp_path, capsys):
+    """The seed's pattern: a rule calls one Lambda with the job's task definition in its input; the Lambda
+    calls RunTask. The input's task definition, overrides and count become job keys, every other key a note,
+    and nothing of it is exact (the Lambda's code decides what it sent)."""
+    function = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:orchestration-lambda"
+    given = {
+        "jobType": "data-processor",
+        "taskDef": "data-processor:12",
+        "region": "us-east-1",
+        "count": 2,
+        "overrides": {"containerOverrides": [{"name": "batch-container", "command": ["run", "--full"]}]},
+    }
+    target = {"Id": "fn", "Arn": function, "Input": json.dumps(given)}
+    _write(tmp_path / "aws", "rules.json", {"Rules": [_rule("daily-data-processor")]})
+    _write(tmp_path / "aws", "daily-data-processor.targets.json", {"Targets": [target]})
+
+    code, report, _checked, check, jobs = _import_and_check(tmp_path, capsys, tmp_path / "aws")
+
+    assert code == 0, report
+    job = _job(jobs / "daily_data_processor.yaml")
+    assert (job["task_definition"], job["container"], job["command"]) == (
+        "data-processor:12",
+        "batch-container",
+        ["run", "--full"],
+    )
+    assert job["matrix"] == {"copy": [1, 2]}
+    assert job["paused"] is True
+    notes = _notes(report)
+    for key in ("jobType", "region", "taskDef", "count", "overrides"):
+        assert any(n.startswith(f"review: Input.{key}") for n in notes), (key, notes)
+    _code, as_json, _errors = _import(
+        capsys, "--from", "file", str(tmp_path / "aws"), "--out", str(tmp_path / "again"), "--json"
+    )
+    levels = {(n["level"], n["what"]) for n in json.loads(as_json)[0]["notes"]}
+    assert {level for level, what in levels if what.startswith("Input")} == {"review"}, levels
+    text = (jobs / "daily_data_processor.yaml").read_text()
+    assert "# REVIEW Input.jobType: 'data-processor' for the Lambda" in text
+    assert "DIFFERS  rule daily-data-processor" in check
+
+
 def test_a_source_that_cannot_be_mapped_is_named_and_the_others_are_imported(tmp_path, capsys):
     broken = _ecs_target()
     del broken["EcsParameters"]["TaskDefinitionArn"]  # an export cut short

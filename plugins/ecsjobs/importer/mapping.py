@@ -488,16 +488,23 @@ def _literal(value: str) -> str:
     return "{% raw %}" + value + "{% endraw %}" if ("{{" in value or "{%" in value) else value
 
 
+_LAMBDA_TASK_DEFINITION = ("taskDefinition", "taskDef", "task_definition", "TaskDefinition")
+_LAMBDA_COUNT = ("count", "taskCount", "TaskCount")
+
+
 def _lambda_settings(
     target: dict[str, Any], lambdas: dict[str, dict[str, str]], imported: Imported
 ) -> dict[str, Any]:
+    """A rule calling a Lambda that calls RunTask (the seed's orchestration Lambda). What the function ran is
+    in its code, so all of it is for review; what the rule's input tells it (a task definition, overrides, a
+    count, any other key) is kept, each key a job key or a note, never dropped."""
     function = target["Arn"]
     name = function.split(":")[6] if function.count(":") >= 6 else function
     variables = lambdas.get(function, lambdas.get(name))
     imported.note(
         "review",
         "Arn",
-        f"Lambda {name} called RunTask itself: set the task definition and container it ran "
+        f"Lambda {name} called RunTask itself: check the task definition and container it ran "
         + ("(its environment variables are copied)" if variables else "(its configuration was not given)"),
     )
     settings: dict[str, Any] = {
@@ -506,4 +513,46 @@ def _lambda_settings(
     }
     if variables:
         settings["environment"] = {k: _literal(v) for k, v in variables.items()}
+    if "InputTransformer" in target:
+        template = target["InputTransformer"].get("InputTemplate", "")
+        imported.note("review", "InputTransformer", f"the Lambda's input template, by hand: {template[:300]}")
+    given = _lambda_input(target.get("Input"), imported)
+    for key in _LAMBDA_TASK_DEFINITION:
+        if isinstance(given.get(key), str):
+            settings["task_definition"] = _family(given.pop(key))
+            imported.note("review", f"Input.{key}", "the task definition the Lambda was given")
+            break
+    overrides = given.pop("overrides", None) or {}
+    if "containerOverrides" in given:
+        overrides = {"containerOverrides": given.pop("containerOverrides")}
+    if overrides:
+        before = len(imported.notes)
+        settings.update(_overrides({"Input": json.dumps(overrides)}, imported.source, imported))
+        # what the Lambda was given, not what it sent: nothing of it is exact
+        imported.notes[before:] = [Note("review", n.what, n.detail) for n in imported.notes[before:]]
+        imported.note("review", "Input.overrides", "the overrides the Lambda was given")
+    for key in _LAMBDA_COUNT:
+        if isinstance(given.get(key), int) and given[key] > 1:
+            count = given.pop(key)
+            settings["matrix"] = {"copy": list(range(1, count + 1))}
+            imported.note("review", f"Input.{key}", f"{count} tasks, if the Lambda ran that many: a matrix")
+            break
+    for key, value in given.items():
+        imported.note(
+            "review", f"Input.{key}", f"{value!r} for the Lambda: its code says what it did with it"
+        )
     return settings
+
+
+def _lambda_input(text: str | None, imported: Imported) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        given = json.loads(text)
+    except json.JSONDecodeError as err:
+        imported.note("review", "Input", f"the Lambda's input is not JSON ({err.msg}): {text[:200]}")
+        return {}
+    if not isinstance(given, dict):
+        imported.note("review", "Input", f"the Lambda's input {given!r}: by hand")
+        return {}
+    return given
