@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
+from pydantic import TypeAdapter
 
 from ecsjobs import cli
 from ecsjobs.catalog import Catalog, JobSpec, load_catalog
@@ -249,7 +250,20 @@ def _task_state(entry: dict[str, Any], env: Environment) -> dict[str, Any]:
         "ContainerOverrides": containers,
         **{key.capitalize(): overrides[key] for key in ("cpu", "memory") if key in overrides},
     }
-    return {"Type": "Task", "Resource": RUN_TASK_SYNC, "Parameters": parameters}
+    state: dict[str, Any] = {"Type": "Task", "Resource": RUN_TASK_SYNC, "Parameters": parameters}
+    settings = entry["settings"]  # the step's timeout and retries, as the state machine had them
+    if settings.get("timeout"):
+        state["TimeoutSeconds"] = int(_seconds(settings["timeout"]))
+    if settings.get("retries"):
+        delay = int(_seconds(settings["retry_delay"])) if settings.get("retry_delay") else 1
+        state["Retry"] = [
+            {"ErrorEquals": ["States.ALL"], "MaxAttempts": settings["retries"], "IntervalSeconds": delay}
+        ]
+    return state
+
+
+def _seconds(duration: str) -> float:
+    return TypeAdapter(timedelta).validate_python(duration).total_seconds()
 
 
 def _state_variable(item: dict[str, str]) -> dict[str, str]:

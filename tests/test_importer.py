@@ -373,7 +373,7 @@ def test_the_account_is_read_through_the_environments_connection(aws, tmp_path, 
     assert _job(tmp_path / "jobs" / f"{stem}off.yaml")["paused"] is True
     berlin = _job(tmp_path / "jobs" / f"{stem}berlin.yaml")
     assert (berlin["timezone"], berlin["container"]) == ("Europe/Berlin", "app")
-    assert report.splitlines()[-1] == "5 sources: 4 jobs, 0 to review, 1 skipped"
+    assert report.splitlines()[-1] == "5 sources: 4 jobs, 1 to review, 1 skipped"  # the ETL: timeouts
     # Every call it made is granted by the importer's read-only policy (iam-policy --importer).
     env = load_catalog(REPO / "config", "local").environment
     policy = iam.importer_policy(load_catalog(REPO / "config", "local"))
@@ -763,6 +763,11 @@ def test_a_state_machine_becomes_a_pipeline_with_its_schedule_params_retries_and
         "7200s",
     )
     assert steps["Load"]["environment"] == {"ETL_STAGE": "load", "JOB_DATE": "{{ params.date }}"}
+    # a state without Retry never retried: the catalog's default retries do not apply; one without
+    # TimeoutSeconds ran up to Step Functions' 99999999 s: the catalog's default timeout is for review
+    assert (steps["Extract"]["retries"], steps["Load"]["retries"]) == (0, 0)
+    assert "timeout" not in steps["Load"]
+    assert "review: Load.TimeoutSeconds: none (Step Functions' default is 99999999 s)" in report
     assert "skipped  rule start-etl-pipeline: starts the state machine etl-pipeline" in report
     capsys.readouterr()
     assert main(["--config", str(config), "import", "--from", "file", str(sources), "--check"]) == 0, (

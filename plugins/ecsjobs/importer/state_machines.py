@@ -87,8 +87,25 @@ class _Walk:
         if after:
             settings["depends_on"] = list(after)
         self.retry_and_catch(name, state, settings)
+        if not state.get("Retry"):  # the catalog's default retries would retry what the source never did
+            settings["retries"] = 0
+            self.imported.note("exact", f"{name}.Retry", "none: the step does not retry")
         if state.get("TimeoutSeconds"):
             settings["timeout"] = f"{int(state['TimeoutSeconds'])}s"
+        else:
+            # a Task state without one times out after 99999999 s (the Amazon States Language's default:
+            # https://docs.aws.amazon.com/step-functions/latest/dg/state-task.html)
+            self.imported.note(
+                "review",
+                f"{name}.TimeoutSeconds",
+                "none (Step Functions' default is 99999999 s): the catalog's default timeout applies",
+            )
+        if state.get("HeartbeatSeconds"):
+            self.imported.note(
+                "review",
+                f"{name}.HeartbeatSeconds",
+                f"{state['HeartbeatSeconds']} s between heartbeats: a step has no heartbeat timeout",
+            )
         for key in ("ResultSelector", "ResultPath", "OutputPath", "InputPath"):
             if key in state and state[key] not in ("$", None):
                 self.imported.note("approximated", f"{name}.{key}", f"{state[key]!r}: steps pass no output")
