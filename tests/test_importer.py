@@ -781,6 +781,29 @@ def test_a_state_machine_becomes_a_pipeline_with_its_schedule_params_retries_and
     assert "step Load request containers: job " in capsys.readouterr().out
 
 
+def test_a_callback_state_is_flagged_and_its_task_token_is_no_literal_secret(tmp_path, capsys):
+    """waitForTaskToken: the state waited for the token to come back, and the container got the token in
+    TASK_TOKEN. The job file still validates (a template, not a literal secret) and is for review."""
+    sources, config = tmp_path / "aws", _catalog_folder(tmp_path)
+    state = _run_task("notify", End=True, TimeoutSeconds=600, HeartbeatSeconds=60)
+    state["Resource"] = "arn:aws:states:::ecs:runTask.waitForTaskToken"
+    token = {"Name": "TASK_TOKEN", "Value.$": "$$.Task.Token"}
+    state["Parameters"]["Overrides"]["ContainerOverrides"][0]["Environment"].append(token)
+    definition = {"StartAt": "Notify", "States": {"Notify": state}}
+    _machine(sources, "callback", definition, rule_input={"date": "2026-01-01"})
+
+    code, report, _errors = _import(capsys, "--from", "file", str(sources), "--out", str(config / "jobs"))
+
+    assert code == 0, report
+    job = _job(config / "jobs" / "callback.yaml")
+    assert job["environment"]["TASK_TOKEN"] == "{{ 'no-task-token' }}"
+    assert job["paused"] is True
+    assert "waits until the task token comes back (SendTaskSuccess or SendTaskFailure)" in report
+    assert "review: Notify: $$.Task.Token: the token the container handed back" in report
+    assert "review: Notify.HeartbeatSeconds: 60 s between heartbeats" in report
+    assert main(["--config", str(config), "import", "--from", "file", str(sources), "--check"]) == 1
+
+
 REPORT_OVERRIDE = {
     "Name": "batch-container",
     "Environment": [{"Name": "CUSTOMER", "Value.$": "$.customer"}, {"Name": "JOB_DATE", "Value.$": "$.date"}],

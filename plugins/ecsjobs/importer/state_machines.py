@@ -74,7 +74,11 @@ class _Walk:
             self.review(name, "Resource", f"{resource} is not an ECS task: not a step", state)
             return after
         if resource != f"{RUN_TASK}.sync":
-            how = "waits for a task token" if resource.endswith(".waitForTaskToken") else "does not wait"
+            how = (
+                "waits until the task token comes back (SendTaskSuccess or SendTaskFailure), not for the task"
+                if resource.endswith(".waitForTaskToken")
+                else "does not wait"
+            )
             self.review(name, "Resource", f"{resource} {how}; a step waits for its task to stop", state)
         step = step_name(name)
         note_start = len(self.imported.notes)
@@ -220,6 +224,14 @@ class _Walk:
         if path == "$$.Execution.StartTime":
             self.imported.note("approximated", path, "becomes the run's logical date")
             return "\x00ts\x00"
+        if path == "$$.Task.Token":
+            self.imported.note(
+                "review",
+                path,
+                "the token the container handed back with SendTaskSuccess or SendTaskFailure: a step has "
+                "none (it waits for its task to stop) and sends 'no-task-token'; take the callback out",
+            )
+            return "\x00'no-task-token'\x00"
         self.imported.note("review", path, "a path over earlier output or context: sent as the text")
         return path
 
