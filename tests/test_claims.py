@@ -100,11 +100,11 @@ def test_a_late_alert_is_sent_once_by_however_many_triggers_reach_its_time(aws, 
 def test_a_wait_begun_after_its_task_ended_late_still_alerts_once(aws, ecs, slack):
     """A triggerer that died at the alert's time: the trigger runs again on another once the task has
     stopped, sees the end at once, and still owes the alert (the task ran past its time); a task that
-    stopped before its alert's time alerts never."""
+    stopped before its alert's time alerts never, also when its wait begins after that time."""
     from tests.test_waiting import _event, _start, _trigger
 
-    late_arn, on_time_arn = _start(aws, ecs, 2, duration=0.5)
-    wait_until(lambda: _stopped(ecs, [late_arn, on_time_arn]), 30, "both tasks to stop")
+    late_arn, on_time_arn, taken_over_arn = _start(aws, ecs, 3, duration=0.5)
+    wait_until(lambda: _stopped(ecs, [late_arn, on_time_arn, taken_over_arn]), 30, "the tasks to stop")
     stopped_at = _stopped(ecs, [late_arn])[late_arn]
 
     def alert(arn: str, at: float) -> dict:
@@ -119,6 +119,10 @@ def test_a_wait_begun_after_its_task_ended_late_still_alerts_once(aws, ecs, slac
     for _ in range(2):  # the trigger as the other triggerer runs it, then as a restarted one
         asyncio.run(_event(_trigger(late_arn, late_alert=alert(late_arn, stopped_at - 0.2))))
     asyncio.run(_event(_trigger(on_time_arn, late_alert=alert(on_time_arn, stopped_at + 60))))
+    # taken over past its alert's time, by a wait that begins after it: it ended in time, so no alert
+    ended = _stopped(ecs, [taken_over_arn])[taken_over_arn]
+    wait_until(lambda: time.time() > ended + 1, 5, "the alert's time to pass")
+    asyncio.run(_event(_trigger(taken_over_arn, late_alert=alert(taken_over_arn, ended + 0.5))))
     assert [m["text"] for m in slack.get("/messages")] == [f"Step running late: {late_arn}"]
 
 

@@ -155,13 +155,18 @@ class EcsTaskWaitTrigger(BaseTrigger):
         )
         future = poller.watch(self.task_arn, self.poll_interval)
         self.log.info("Waiting for ECS task %s on %s to stop.", self.task_arn, self.cluster)
-        late = asyncio.create_task(self._alert_late()) if self.late_alert else None
+        # A wait that begins past the alert's time (it took over from a triggerer that died) does not alert
+        # at once: the task may have ended in time. It alerts once it sees the task's end, if that was late.
+        timely = self.late_alert is not None and self.late_alert["at"] > time.time()
+        late = asyncio.create_task(self._alert_late()) if timely else None
         try:
             async with self._forwarding_logs():
                 sighting, stopped_at_deadline = await self._wait(future)
-            if late and self._ran_late(sighting):
+            if self.late_alert is not None and self._ran_late(sighting):
                 # The task was still running at the alert's time, but this wait began later or saw the end
-                # first (it took over from a triggerer that died): the alert is owed all the same.
+                # first: the alert is owed all the same.
+                if late is None:
+                    late = asyncio.create_task(self._alert_late())
                 await asyncio.wait([late])
         finally:
             if late:

@@ -74,7 +74,13 @@ def ha(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tier]:
         worker_logs=_free_base(most), trigger_logs=_free_base(most), scheduler_health=_free_base(most),
     )  # fmt: skip
     # As the tier's: faster heartbeats, and a task instance whose worker died is failed after 30 s, not 300.
-    fast = {**FAST_AIRFLOW, "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30"}
+    # A step the metadata DB's restart left queued with no worker (the scheduler that sent it exited) is sent
+    # again after task_queued_timeout: 180 s here, not Airflow's (and MWAA's) 600, which alone took 10 min.
+    fast = {
+        **FAST_AIRFLOW,
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
+        "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "180",
+    }
     stack = Stack(OUTPUT / "airflow", ports, OUTPUT / "stack-logs", catalog, fast, topology="celery")
     try:
         stack.up(timeout=300)
