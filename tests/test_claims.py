@@ -126,6 +126,25 @@ def test_a_wait_begun_after_its_task_ended_late_still_alerts_once(aws, ecs, slac
     assert [m["text"] for m in slack.get("/messages")] == [f"Step running late: {late_arn}"]
 
 
+def test_a_late_alert_is_not_sent_for_a_task_that_ended_in_time_unseen(aws, ecs, slack):
+    """The wait has not seen the end yet (its event lost while a triggerer was killed), but the task stopped
+    before the alert's time: checked with ECS at that time, no alert."""
+    from tests.test_waiting import _start, _trigger
+
+    (arn,) = _start(aws, ecs, 1, duration=0.5)
+    wait_until(lambda: _stopped(ecs, [arn]), 30, "the task to stop")
+    late_alert = {
+        "at": _stopped(ecs, [arn])[arn] + 0.5,
+        "slack_conn_id": "slack_local",
+        "message": Message(channel="#late", text=f"Step running late: {arn}", blocks=[]).to_dict(),
+        "claim": {"group": GROUP, "job": "late_job", "key": arn},
+    }
+
+    asyncio.run(_trigger(arn, late_alert=late_alert)._alert_late())
+
+    assert slack.get("/messages") == []
+
+
 def _stopped(ecs, arns: list[str]) -> dict[str, float]:
     """Each stopped task's stoppedAt (epoch seconds); empty until all have stopped."""
     tasks = ecs.describe_tasks(cluster="batch-jobs", tasks=arns)["tasks"]

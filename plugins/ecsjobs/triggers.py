@@ -196,8 +196,27 @@ class EcsTaskWaitTrigger(BaseTrigger):
     async def _alert_late(self) -> None:
         """Send the "running late" alert at its time; cancelled when the task stops before it."""
         await asyncio.sleep(max(0.0, self.late_alert["at"] - time.time()))
+        if await self._ended_in_time():
+            return
         self.log.warning("ECS task %s is running late: alerting Slack.", self.task_arn)
         await step_late(self.late_alert, self.aws_conn_id, self.region_name)
+
+    async def _ended_in_time(self) -> bool:
+        """Whether the task stopped before the alert's time though this wait has not seen it yet (its event
+        came late or was lost, e.g. while a triggerer was killed): one DescribeTasks, at the alert's time."""
+        hook = EcsHook(
+            aws_conn_id=self.aws_conn_id,
+            region_name=self.region_name,
+            config=self.botocore_config or DEFAULT_BOTOCORE_CONFIG,
+        )
+        try:
+            async with await finished(hook.get_async_conn()) as client:
+                described = await client.describe_tasks(cluster=self.cluster, tasks=[self.task_arn])
+        except AWS_ERRORS:
+            return False  # unknown: better an alert than a lost one
+        tasks = described.get("tasks") or []
+        stopped = task_stopped_at(tasks[0] if tasks else None)
+        return stopped is not None and stopped.timestamp() <= self.late_alert["at"]
 
     def _ran_late(self, sighting: Sighting) -> bool:
         """Whether the task was still running at the late alert's time (its end unknown: when it was seen)."""
