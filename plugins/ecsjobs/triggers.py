@@ -204,13 +204,8 @@ class EcsTaskWaitTrigger(BaseTrigger):
     async def _ended_in_time(self) -> bool:
         """Whether the task stopped before the alert's time though this wait has not seen it yet (its event
         came late or was lost, e.g. while a triggerer was killed): one DescribeTasks, at the alert's time."""
-        hook = EcsHook(
-            aws_conn_id=self.aws_conn_id,
-            region_name=self.region_name,
-            config=self.botocore_config or DEFAULT_BOTOCORE_CONFIG,
-        )
         try:
-            async with await finished(hook.get_async_conn()) as client:
+            async with await finished(self._hook().get_async_conn()) as client:
                 described = await client.describe_tasks(cluster=self.cluster, tasks=[self.task_arn])
         except AWS_ERRORS:
             return False  # unknown: better an alert than a lost one
@@ -248,13 +243,15 @@ class EcsTaskWaitTrigger(BaseTrigger):
                 failures += 1
                 await asyncio.sleep(backoff(self.poll_interval, failures))
 
-    async def _stop_task(self, reason: str) -> None:
-        hook = EcsHook(
+    def _hook(self) -> EcsHook:
+        return EcsHook(
             aws_conn_id=self.aws_conn_id,
             region_name=self.region_name,
             config=self.botocore_config or DEFAULT_BOTOCORE_CONFIG,
         )
-        async with await finished(hook.get_async_conn()) as client:
+
+    async def _stop_task(self, reason: str) -> None:
+        async with await finished(self._hook().get_async_conn()) as client:
             await client.stop_task(cluster=self.cluster, task=self.task_arn, reason=reason)
 
     def _event(self, sighting: Sighting, stopped_at_deadline: bool) -> dict[str, Any]:
