@@ -411,10 +411,22 @@ def _check_schedule(doc: YamlDocument, job: Job, problems: list[Problem]) -> Any
     """The job's Airflow schedule (parsed once here, used by the DAG), or None with a problem recorded; a
     schedule that never fires from the job's start date on is one."""
     timezone = job.timezone or "UTC"
+    end = end_datetime(job)
+    if end is not None and end < start_datetime(job):
+        start = f"{job.start_date} 00:00 ({timezone})"
+        problems.append(_problem(doc, ("end_date",), f"{end.isoformat()} is before the start date {start}"))
     try:
         return parse_schedule(job.schedule, timezone, start_datetime(job))
     except ScheduleError as err:
         problems.append(_problem(doc, ("schedule",), f"{err} (got {job.schedule!r})"))
+
+
+def end_datetime(job: Job) -> pendulum.DateTime | None:
+    """The DAG's ``end_date``: the job's, read in its time zone when it names none."""
+    if job.end_date is None:
+        return None
+    end = job.end_date
+    return pendulum.instance(end) if end.tzinfo else pendulum.instance(end, tz=job.timezone or "UTC")
 
 
 def start_datetime(job: Job) -> pendulum.DateTime:

@@ -13,7 +13,7 @@ from typing import Any
 from airflow.sdk import DAG, AsyncCallback, DeadlineAlert, DeadlineReference, Param, task_group
 
 from ecsjobs.alerts import DEFAULT_EVENTS, Route, StepAlertNotifier, run_late
-from ecsjobs.catalog import Catalog, JobSpec, Problem, param_schema, start_datetime
+from ecsjobs.catalog import Catalog, JobSpec, Problem, end_datetime, param_schema, start_datetime
 from ecsjobs.cost import pricing_for
 from ecsjobs.matrix import MatrixOperator
 from ecsjobs.metrics import EcsJobMetricsOperator
@@ -63,6 +63,7 @@ def build_dag(
         doc_md=_doc(spec),
         schedule=spec.schedule,
         start_date=start_datetime(job),
+        end_date=end_datetime(job),
         catchup=bool(job.catchup),
         is_paused_upon_creation=job.paused,
         max_active_runs=job.max_active_runs or 16,

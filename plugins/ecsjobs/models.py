@@ -9,7 +9,7 @@ from __future__ import annotations
 import graphlib
 import re
 import zoneinfo
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -405,6 +405,11 @@ class Job(JobSettings):
         description="EventBridge cron(...) or rate(...), 5-field cron, an Airflow preset, or none (manual).",
     )
     start_date: date = Field(description="First logical date the job may run for.")
+    end_date: datetime | None = Field(
+        default=None,
+        description="Last instant the job is scheduled at (a fire at exactly this instant still runs, as "
+        "Airflow's end_date); without a time zone it is read in the job's. None: no end.",
+    )
     paused: bool | None = Field(
         default=None,
         description="Create the job's DAG paused (true) or unpaused (false); by default Airflow's "

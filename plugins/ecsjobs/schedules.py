@@ -314,6 +314,15 @@ class EventBridgeCronTimetable(Timetable):
         """The first fire strictly after ``moment``: the expression evaluated alone, without a DAG."""
         return self._next(moment)
 
+    def local_times(self, start: date) -> Iterator[datetime]:
+        """The expression's wall-clock times (naive, in its time zone) from ``start`` on, before any DST rule:
+        for a caller that resolves skipped and repeated times another way (EventBridge Scheduler's)."""
+        for day in self._days(start, reverse=False):
+            midnight = datetime.combine(day, time())
+            for hour in self._cron.hours:
+                for minute in self._cron.minutes:
+                    yield midnight + timedelta(hours=hour, minutes=minute)
+
     def _next(self, after: datetime, *, inclusive: bool = False) -> datetime | None:
         """The first fire after ``after`` (or at it, if ``inclusive``); None when the years run out."""
         after = after.astimezone(UTC)

@@ -3,8 +3,8 @@
 For every source the job must fire at the same instants (the next 20, from the later of now and the job's
 start) and send the same RunTask request for the first of them: cluster, task definition, launch, network and
 overrides. The job's side is what Airflow does (its DAG's timetable, ``render``'s request); the source's side
-is computed from the source alone (``EventBridgeCronTimetable`` for every ``cron(...)``, the target's
-parameters and input), so a mapping mistake shows as a difference.
+is computed from the source alone, as AWS documents it (``source_times`` for its fire times, its target's
+parameters and input), so a mapping mistake shows as a difference, and what cannot be known is one too.
 """
 
 from __future__ import annotations
@@ -12,20 +12,27 @@ from __future__ import annotations
 import json
 import shlex
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from ecsjobs.catalog import Catalog, JobSpec, start_datetime
+from ecsjobs.catalog import Catalog, JobSpec, end_datetime, start_datetime
 from ecsjobs.importer.mapping import fill, job_name, target_step, used_context
+from ecsjobs.importer.source_times import (
+    UnknownFires,
+    dst_differences,
+    first_difference,
+    minute,
+    source_fires,
+)
 from ecsjobs.importer.sources import Source
-from ecsjobs.importer.state_machines import state_target, step_name, task_states
+from ecsjobs.importer.state_machines import RUN_TASK, keeps_input, state_target, step_name, task_states
 from ecsjobs.render import render_requests
-from ecsjobs.schedules import EventBridgeCronTimetable, next_fire_times, rate_period
+from ecsjobs.schedules import next_fire_times
 
 FIRES = 20
 EVENT_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+_TICK = timedelta(microseconds=1)
 
 
 @dataclass
@@ -87,9 +94,10 @@ def _job_of(source: Source, catalog: Catalog) -> JobSpec | None:
 
 
 def _compare_fires(source: Source, spec: JobSpec, now: datetime, result: Comparison) -> list[datetime]:
+    """The job's next fires against the source's (``source_times``), its end against the source's, and, for a
+    schedule in a time zone, every daylight saving change of the next two years."""
     job = spec.job
     timezone = job.timezone or "UTC"
-    after = max(now, start_datetime(job))
     if source.expression is None:  # a state machine nothing starts on a schedule
         if job.schedule:
             result.differences.append(f"the source runs when started; the job is scheduled {job.schedule}")
@@ -97,55 +105,61 @@ def _compare_fires(source: Source, spec: JobSpec, now: datetime, result: Compari
     expression = source.expression
     if job.schedule != expression and not expression.startswith("at("):
         result.notes.append(f"schedule written as {job.schedule!r}, the source's is {expression!r}")
+    after = max(now, start_datetime(job) - _TICK)  # a job's start is inclusive
+    end = end_datetime(job)
+    ours = next_fire_times(job.schedule, timezone, after, FIRES) if job.schedule else []
+    ours = [fire for fire in ours if end is None or fire <= end]
+    window = source.flexible_window or {}
+    if window.get("Mode", "OFF") != "OFF":
+        result.differences.append(
+            f"the source fires at a random instant up to {window.get('MaximumWindowInMinutes')} min "
+            "after each time (FlexibleTimeWindow); the job fires on time"
+        )
+    try:
+        theirs = source_fires(source, now, FIRES)
+    except UnknownFires as err:
+        result.differences.append(f"fire times: {err}")
+        return ours
     if expression.startswith("at("):
         if job.schedule:
             result.differences.append(f"the source runs once ({expression}); the job is scheduled")
-        elif (once := _at(expression, source.timezone or "UTC")) > now:
+        elif theirs:
             result.differences.append(
-                f"the source runs once, at {once.isoformat()}; the job runs only when triggered"
+                f"the source runs once, at {theirs[0].at.isoformat()}; the job runs only when triggered"
             )
         return []
-    if (source.timezone or "UTC") != timezone:
-        result.differences.append(f"time zone: job {timezone}, source {source.timezone or 'UTC'}")
-    ours = next_fire_times(job.schedule, timezone, after, FIRES) if job.schedule else []
-    if expression.startswith("rate("):  # EventBridge counts from the rule's creation, Airflow from the start
-        period = rate_period(expression)
-        gaps = {b - a for a, b in zip(ours, ours[1:], strict=False)}
-        if gaps != {period}:
-            result.differences.append(f"the job does not fire every {period}: {sorted(map(str, gaps))}")
-        result.notes.append(
-            "rate(): the interval is compared; EventBridge counts it from the rule's creation"
-        )
-        return ours
-    theirs = _eventbridge_fires(expression, source.timezone or "UTC", after)
-    if [f.astimezone(UTC) for f in ours] != theirs:
-        for index, (a, b) in enumerate(zip(ours, theirs, strict=False)):
-            if a.astimezone(UTC) != b:
-                result.differences.append(
-                    f"fire {index + 1} of {FIRES}: job {a.isoformat()}, source {b.isoformat()}"
-                )
-                break
-        else:
-            result.differences.append(
-                f"the job fires {len(ours)} of the next {FIRES} times, the source {len(theirs)}"
-            )
+    if difference := first_difference([minute(fire) for fire in ours], theirs):
+        result.differences.append(f"{difference} (of the next {FIRES})")
+    elif job.schedule and source.kind == "schedule":
+        changes = dst_differences(source, job.schedule, timezone, now.date())
+        result.differences += [f"daylight saving change {change}" for change in changes[:1]]
+    _compare_ends(source, job.schedule, timezone, end, result)
     return ours
 
 
-def _at(expression: str, timezone: str) -> datetime:
-    """The instant of a one-time ``at(yyyy-mm-ddThh:mm:ss)`` in the schedule's time zone (Scheduler's
-    one-time schedules: https://docs.aws.amazon.com/scheduler/latest/UserGuide/schedule-types.html)."""
-    local = datetime.fromisoformat(expression.removeprefix("at(").removesuffix(")"))
-    return local.replace(tzinfo=ZoneInfo(timezone))
-
-
-def _eventbridge_fires(expression: str, timezone: str, after: datetime) -> list[datetime]:
-    timetable = EventBridgeCronTimetable(expression, timezone=timezone)
-    fires: list[datetime] = []
-    moment: datetime | None = after
-    while len(fires) < FIRES and (moment := timetable.next_after(moment)) is not None:
-        fires.append(moment.astimezone(UTC))
-    return fires
+def _compare_ends(
+    source: Source, schedule: str | None, timezone: str, end: datetime | None, result: Comparison
+) -> None:
+    """Equal ends: the first fire the source no longer makes is the job's first one after its end."""
+    if source.end is None and end is None or schedule is None:
+        return
+    if source.end is None:
+        result.differences.append(
+            f"the job ends at {end.isoformat() if end else ''}; the source does not end"
+        )
+        return
+    if end is None:
+        result.differences.append(
+            f"the source fires before {source.end.isoformat()} only; the job has no end"
+        )
+        return
+    theirs = [f.at for f in source_fires(replace(source, end=None), source.end - _TICK, 1)]
+    ours = [minute(fire) for fire in next_fire_times(schedule, timezone, end, 1)]
+    if ours != theirs:
+        result.differences.append(
+            f"end: the first fire the job no longer makes is {ours[0].isoformat() if ours else 'none'}, the "
+            f"source's {theirs[0].isoformat() if theirs else 'none'}"
+        )
 
 
 def _compare_requests(
@@ -198,42 +212,112 @@ def _compare_state_machine(
     steps: dict[str, dict[str, Any]] = {}
     for entry in rendered:  # a matrix job has one per combination: the first stands for its step
         steps.setdefault(entry["step"], _essentials(entry["request"]))
-    states = dict(task_states(source.definition or {}))
-    if any(state_kind == "Map" for state_kind in _kinds(source.definition or {})):
+    definition = source.definition or {}
+    inputs = {
+        name: (state, given)
+        for name, state, given in _task_inputs(definition, source.execution_input or {}, fire)
+    }
+    if any(state_kind == "Map" for state_kind in _kinds(definition)):
         result.notes.append("a Map state: each step is compared for its first item only")
-    for name, state in states.items():
+    for name, _state in task_states(definition):
+        if name not in inputs:
+            result.differences.append(f"state {name}: off the path the job follows (a Choice's Default)")
+    for name, (state, given) in inputs.items():
         step = step_name(name)
         if step not in steps:
             result.differences.append(f"state {name}: no step {step} in the job")
             continue
-        parameters = _with_input(state.get("Parameters", {}), source.execution_input or {}, fire)
+        unresolved: list[str] = []
+        parameters = _with_input(state.get("Parameters", {}), given, fire, unresolved)
+        if unresolved:
+            result.differences.append(
+                f"state {name}: {', '.join(unresolved)} has no value the source can be shown to send (an "
+                "earlier state's output, or a value Step Functions makes as it runs)"
+            )
+            continue
         sent = _source_request(state_target(parameters, catalog.environment), fire)
         _differ(steps[step], sent, f"step {step} request", result)
-    for step in sorted(set(steps) - {step_name(name) for name in states}):
+    for step in sorted(set(steps) - {step_name(name) for name in inputs}):
         result.differences.append(f"step {step}: not a state of the state machine")
 
 
-def _with_input(value: Any, execution_input: dict[str, Any], start: datetime) -> Any:
-    """``"Key.$": "$.x"`` as ``"Key": <the input's x>``, ``$$.Execution.StartTime`` as the run's logical date
-    (as the importer maps it: the instant, in Airflow's format); other paths stay as text."""
+_UNKNOWN: Any = object()  # a value the source's definition alone does not give (an earlier state's output)
+
+
+def _task_inputs(
+    machine: dict[str, Any], state_input: Any, start: datetime
+) -> Iterator[tuple[str, dict[str, Any], Any]]:
+    """Each ``ecs:runTask`` state on the path from ``StartAt`` (a Choice's Default, a Map's first item) with
+    its input, as Step Functions passes input on from state to state."""
+    states, name, seen = machine.get("States", {}), machine.get("StartAt"), set()
+    while name in states and name not in seen:
+        seen.add(name)
+        state = states[name]
+        own = state_input if state.get("InputPath", "$") == "$" else _UNKNOWN
+        if state.get("Type") == "Task" and str(state.get("Resource", "")).startswith(RUN_TASK):
+            yield name, state, own
+        for branch in state.get("Branches", []):
+            yield from _task_inputs(branch, own, start)
+        if processor := state.get("ItemProcessor") or state.get("Iterator"):
+            yield from _task_inputs(processor, _first_item(state, own, start), start)
+        if state.get("Type") == "Choice":
+            name = state.get("Default")
+            continue
+        state_input = state_input if keeps_input(state) else _UNKNOWN
+        name = None if state.get("End") else state.get("Next")
+
+
+def _first_item(state: dict[str, Any], state_input: Any, start: datetime) -> Any:
+    """The input a Map's processor gets for its first item: the item, or its ``ItemSelector`` of it."""
+    items = state.get("Items", state.get("ItemsPath", "$"))
+    values = items if isinstance(items, list) else _path_value(items, state_input, start, _UNKNOWN)
+    if not isinstance(values, list) or not values:
+        return _UNKNOWN
+    selector = state.get("ItemSelector") or state.get("Parameters")
+    if not selector:
+        return values[0]
+    unresolved: list[str] = []
+    selected = _with_input(selector, state_input, start, unresolved, values[0])
+    return _UNKNOWN if unresolved else selected
+
+
+def _with_input(
+    value: Any, state_input: Any, start: datetime, unresolved: list[str], item: Any = _UNKNOWN
+) -> Any:
+    """``"Key.$": path`` as ``"Key": <its value>`` (``$$.Execution.StartTime`` as the run's logical date, as
+    the importer maps it); a path without a known value is kept and listed in ``unresolved``."""
     if isinstance(value, list):
-        return [_with_input(item, execution_input, start) for item in value]
+        return [_with_input(entry, state_input, start, unresolved, item) for entry in value]
     if not isinstance(value, dict):
         return value
     result = {}
-    for key, item in value.items():
-        if (
-            key.endswith(".$")
-            and isinstance(item, str)
-            and item.startswith("$.")
-            and item[2:] in execution_input
-        ):
-            result[key[:-2]] = execution_input[item[2:]]
-        elif key.endswith(".$") and item == "$$.Execution.StartTime":
-            result[key[:-2]] = start.isoformat()
+    for key, entry in value.items():
+        if key.endswith(".$") and isinstance(entry, str):
+            resolved = _path_value(entry, state_input, start, item)
+            if resolved is _UNKNOWN:
+                unresolved.append(entry)
+                result[key] = entry
+            else:
+                result[key[:-2]] = resolved
         else:
-            result[key] = _with_input(item, execution_input, start)
+            result[key] = _with_input(entry, state_input, start, unresolved, item)
     return result
+
+
+def _path_value(path: Any, state_input: Any, start: datetime, item: Any) -> Any:
+    """A JSONPath's value: over the state input (one field deep), the Map item, or the execution's start."""
+    if path == "$$.Execution.StartTime":
+        return start.isoformat()
+    if path == "$$.Map.Item.Value":
+        return item
+    if isinstance(path, str) and path.startswith("$$.Map.Item.Value."):
+        field = path.removeprefix("$$.Map.Item.Value.")
+        return item[field] if isinstance(item, dict) and field in item else _UNKNOWN
+    if path == "$":
+        return state_input
+    if isinstance(path, str) and path.startswith("$.") and isinstance(state_input, dict):
+        return state_input.get(path[2:], _UNKNOWN)
+    return _UNKNOWN
 
 
 def _kinds(definition: dict[str, Any]) -> Iterator[str]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,6 +42,7 @@ class Source:
     timezone: str | None = None  # Scheduler's ScheduleExpressionTimezone
     start: datetime | None = None  # Scheduler's StartDate
     end: datetime | None = None  # Scheduler's EndDate
+    created: datetime | None = None  # Scheduler's CreationDate
     flexible_window: dict[str, Any] | None = None
     group: str = "default"  # Scheduler's schedule group
     managed_by: str | None = None  # a rule another AWS service created and owns
@@ -206,18 +207,19 @@ def _schedule(schedule: dict[str, Any]) -> Source:
         timezone=schedule.get("ScheduleExpressionTimezone"),
         start=_instant(schedule.get("StartDate")),
         end=_instant(schedule.get("EndDate")),
+        created=_instant(schedule.get("CreationDate")),
         flexible_window=schedule.get("FlexibleTimeWindow"),
         group=schedule.get("GroupName") or "default",
     )
 
 
 def _instant(value: Any) -> datetime | None:
-    """boto3 gives datetimes, the CLI's JSON ISO strings (or epoch seconds)."""
-    if value is None or isinstance(value, datetime):
-        return value
+    """boto3 gives datetimes, the CLI's JSON ISO strings (or epoch seconds); AWS's dates are UTC."""
     if isinstance(value, int | float):
-        return datetime.fromtimestamp(value).astimezone()
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        return datetime.fromtimestamp(value, UTC)
+    if value is not None and not isinstance(value, datetime):
+        value = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 def _files(paths: Iterable[Path]) -> Iterable[Path]:

@@ -36,6 +36,8 @@ class _Walk:
         self.matrix: dict[str, Any] = {}
         self.item_axis: str | None = None  # inside a Map: the axis its items are
         self.selector: dict[str, Any] = {}  # inside a Map: its ItemSelector (the processor's input)
+        self.input_kept = True  # the next state's input is still the execution's (or the Map item's)
+        self.state_input_kept = True  # the same, for the state being mapped (its InputPath applied)
 
     def chain(self, states: dict[str, Any], start: str, after: list[str]) -> list[str]:
         """Walk ``states`` from ``start``; the steps a following state depends on."""
@@ -45,10 +47,14 @@ class _Walk:
             seen.add(name)
             state = states[name]
             kind = state.get("Type")
+            kept = self.input_kept
             if kind == "Task":
                 after = self.task(name, state, after)
             elif kind == "Parallel":
-                tails = [self.chain(b["States"], b["StartAt"], after) for b in state["Branches"]]
+                tails = []
+                for branch in state["Branches"]:  # each branch starts on the Parallel's input
+                    self.input_kept = kept
+                    tails.append(self.chain(branch["States"], branch["StartAt"], after))
                 after = [step for tail in tails for step in tail]
                 self.retry_and_catch(name, state, None)
             elif kind == "Map":
@@ -65,6 +71,7 @@ class _Walk:
                 self.imported.note("approximated", name, "a Pass state: nothing to run")
             else:  # Wait, and anything newer
                 self.review(name, kind or "?", "no job equivalent: not applied", state)
+            self.input_kept = kept and keeps_input(state)
             name = None if state.get("End") else state.get("Next")
         return after
 
@@ -81,6 +88,7 @@ class _Walk:
             )
             self.review(name, "Resource", f"{resource} {how}; a step waits for its task to stop", state)
         step = step_name(name)
+        self.state_input_kept = self.input_kept and state.get("InputPath", "$") == "$"
         note_start = len(self.imported.notes)
         settings = mapping.ecs_settings(self.target(state.get("Parameters", {})), self.env, self.imported)
         for index in range(note_start, len(self.imported.notes)):  # say which state the note is about
@@ -143,6 +151,7 @@ class _Walk:
                 "approximated", f"{name}.MaxConcurrency", "all items run at once (pool limits apply)"
             )
         self.item_axis, self.selector = axis, state.get("ItemSelector") or state.get("Parameters") or {}
+        self.input_kept = True  # the processor starts on the item (or what the ItemSelector makes of it)
         tails = self.chain(processor["States"], processor["StartAt"], after)
         self.item_axis, self.selector = None, {}
         return tails
@@ -205,19 +214,35 @@ class _Walk:
     def path(self, path: str) -> str:
         """A JSONPath as a placeholder: ``$.x`` of the execution input a param; inside a Map the state input
         is the item (or what the Map's ``ItemSelector`` makes of it)."""
+        if (path == "$" or path.startswith("$.")) and not self.state_input_kept:
+            self.imported.note(
+                "review",
+                path,
+                "this state's input is the output of the state before it (whose ResultPath or OutputPath "
+                "replaced its input, or its own InputPath narrows it), not the execution input: mapped as "
+                "the execution input's, which it likely meant",
+            )
         if self.item_axis is not None:
             axis, selector = self.item_axis, self.selector
             if path in _MAP_ITEM and not selector:
                 return f"\x00matrix.{axis}\x00"
             field = path[2:] if _PARAM.match(path) else None
-            if f"{field}.$" in selector:
-                self.item_axis, self.selector = None, {}  # the selector's paths are the Map's own input's
-                outer = "$" if selector[f"{field}.$"] == "$$.Map.Item.Value" else selector[f"{field}.$"]
-                resolved = f"\x00matrix.{axis}\x00" if outer == "$" else self.path(outer)
-                self.item_axis, self.selector = axis, selector
-                return resolved
             if field is not None and not selector:
                 return f"\x00matrix.{axis}.{field}\x00"
+            if field is not None and f"{field}.$" in selector:
+                return self.selected(selector[f"{field}.$"])
+            if field is not None and field in selector:  # a static value of the ItemSelector: as it is
+                value = selector[field]
+                return value if isinstance(value, str) else json.dumps(value)
+            if selector:
+                fields = sorted(key.removesuffix(".$") for key in selector)
+                self.imported.note(
+                    "review",
+                    path,
+                    f"not a field of the Map's ItemSelector {fields}: the state's input has no such value; "
+                    "sent as the text",
+                )
+                return path
         if match := _PARAM.match(path):
             self.param(match[1])
             return f"\x00params.{match[1]}\x00"
@@ -234,6 +259,24 @@ class _Walk:
             return "\x00'no-task-token'\x00"
         self.imported.note("review", path, "a path over earlier output or context: sent as the text")
         return path
+
+    def selected(self, path: str) -> str:
+        """A path of the Map's ``ItemSelector``: over the item (``$$.Map.Item.Value``) or the Map's input."""
+        axis = self.item_axis
+        if path == "$$.Map.Item.Value":
+            return f"\x00matrix.{axis}\x00"
+        if path.startswith("$$.Map.Item.Value.") and _PARAM.match(
+            "$." + path.removeprefix("$$.Map.Item.Value.")
+        ):
+            return f"\x00matrix.{axis}.{path.removeprefix('$$.Map.Item.Value.')}\x00"
+        if path == "$$.Map.Item.Index":
+            self.imported.note("review", path, "the item's index has no job equivalent: sent as the text")
+            return path
+        self.item_axis, selector, self.selector = None, self.selector, {}  # the Map's own input's paths
+        try:
+            return self.path(path)
+        finally:
+            self.item_axis, self.selector = axis, selector
 
     def param(self, name: str) -> None:
         if name in self.params:
@@ -273,6 +316,21 @@ class _Walk:
     def review(self, state: str, what: str, detail: str, source: Any) -> None:
         shown = json.dumps(source, separators=(",", ":"), default=str)
         self.imported.note("review", f"{state}: {what}", f"{detail} ({shown[:300]})")
+
+
+def keeps_input(state: dict[str, Any]) -> bool:
+    """Whether a state's output still holds its input's fields: a result discarded (``ResultPath: null``) or
+    put beside them (``"$.result"``), no ``OutputPath``; the Amazon States Language's input and output
+    processing: https://docs.aws.amazon.com/step-functions/latest/dg/concepts-input-output-filtering.html"""
+    if state.get("OutputPath", "$") != "$":
+        return False
+    kind = state.get("Type")
+    if kind in ("Choice", "Wait", "Succeed", "Fail") or (
+        kind == "Pass" and "Result" not in state and "Parameters" not in state
+    ):
+        return True
+    result_path = state.get("ResultPath", "$")
+    return result_path is None or (isinstance(result_path, str) and result_path.startswith("$."))
 
 
 def map_state_machine(source: Source, env: Environment, imported: Imported) -> dict[str, Any]:
