@@ -82,7 +82,7 @@ def rate_as_cron(expression: str, start: datetime) -> str | None:
 
 def dst_differences(source: Source, schedule: str, timezone: str, today: date, days: int = 731) -> list[str]:
     """Where a job with ``schedule`` in ``timezone`` fires otherwise than the schedule ``source`` on the
-    daylight saving changes (of either time zone) in the next ``days`` days: a line per change that differs."""
+    daylight saving changes (of either time zone) in the next ``days`` days, a line per differing one."""
     zones = {ZoneInfo(timezone), ZoneInfo(source.timezone or "UTC")}
     zone, found = ZoneInfo(timezone), []
     for offset in range(days):
