@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pendulum
 import pytest
+from airflow.timetables.base import DataInterval, TimeRestriction
 
 from ecsjobs.catalog import CatalogError, load_catalog
 from local.settings import REPO
@@ -219,3 +221,25 @@ def test_yaml_words_like_on_yes_no_stay_strings(config_dir: Path):
     param = load_catalog(config_dir, "local").jobs["words"].job.params["answer"]
     assert param.enum == ["yes", "no", "on", "off"]
     assert param.default == "no"
+
+
+def test_end_date_ends_the_dag_in_the_jobs_time_zone(config_dir: Path):
+    """Naive: the job's time zone (as start_date is); with a zone: that instant. Airflow's DAG end_date then
+    stops the scheduling (a fire at exactly that instant still runs)."""
+    from ecsjobs.factory import build_dags
+
+    write(
+        config_dir,
+        "berlin",
+        GOOD + "schedule: cron(0 6 * * ? *)\ntimezone: Europe/Berlin\nend_date: 2027-06-30 06:00:00\n",
+    )
+    write(config_dir, "utc", GOOD + "schedule: cron(0 6 * * ? *)\nend_date: 2027-06-30T06:00:00+02:00\n")
+    catalog = load_catalog(config_dir, "local")
+    assert catalog.broken == {}
+    dags = build_dags(catalog, register=False)
+    expected = datetime(2027, 6, 30, 4, tzinfo=UTC)
+    assert dags["berlin"].end_date == expected and dags["utc"].end_date == expected
+    timetable = dags["berlin"].timetable
+    last = DataInterval.exact(pendulum.datetime(2027, 6, 30, 4, tz="UTC"))
+    restriction = TimeRestriction(earliest=None, latest=dags["berlin"].end_date, catchup=True)
+    assert timetable.next_dagrun_info(last_automated_data_interval=last, restriction=restriction) is None

@@ -69,6 +69,10 @@ MALFORMED = {
         GOOD + "schedule: cron(0 2 * * ? 2020)\n",
         (5, 11, "schedule", "never fires on or after the start date 2026-01-01"),
     ),
+    "end before the start": (
+        GOOD + "end_date: 2025-12-31T23:00:00Z\n",
+        (5, 11, "end_date", "is before the start date 2026-01-01 00:00 (UTC)"),
+    ),
     "AWS access key id": (
         GOOD + "environment:\n  SOURCE: AKIAIOSFODNN7EXAMPLE\n",
         (6, 3, "environment.SOURCE", "an AWS access key id"),

@@ -88,7 +88,16 @@ def _write(folder: Path, name: str, document: dict[str, Any]) -> Path:
 
 
 def _import(capsys, *args: str) -> tuple[int, str, str]:
-    code = main(["import", *args])
+    """``import`` in-process; without ``--config``, against a catalog folder beside ``--out``
+    (:func:`_catalog_folder`)."""
+    if "--config" not in args and "--out" in args:
+        beside = Path(args[args.index("--out") + 1]).parent
+        config = beside / "config" if (beside / "config").exists() else _catalog_folder(beside)
+        args = ("--config", str(config), *args)
+    if "--config" in args:  # a global option: before the command
+        index = args.index("--config")
+        args = (*args[index : index + 2], *args[:index], *args[index + 2 :])
+    code = main([*args[:2], "import", *args[2:]] if args[:1] == ("--config",) else ["import", *args])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
@@ -97,11 +106,20 @@ def _job(path: Path) -> dict[str, Any]:
     return yaml.safe_load(path.read_text())
 
 
+def _defaults(root: Path) -> None:
+    """The shipped defaults without their timeout, as a team migrating first keeps them: a source never stopped
+    its task, so a default timeout is a difference (``test_a_default_timeout_is_flagged_and_differs``)."""
+    text = (REPO / "config" / "defaults.yaml").read_text()
+    (root / "defaults.yaml").write_text(
+        "".join(l for l in text.splitlines(True) if not l.startswith("timeout:"))
+    )
+
+
 def _catalog_with(jobs: Path, tmp_path: Path) -> Any:
-    """The shipped environments and defaults with only these jobs."""
+    """The shipped environments and defaults (see :func:`_defaults`) with only these jobs."""
     root = tmp_path / "catalog"
     shutil.copytree(REPO / "config" / "environments", root / "environments")
-    shutil.copy(REPO / "config" / "defaults.yaml", root / "defaults.yaml")
+    _defaults(root)
     shutil.copytree(jobs, root / "jobs")
     return load_catalog(root, "local")
 
@@ -374,8 +392,8 @@ def test_the_account_is_read_through_the_environments_connection(aws, tmp_path, 
     assert _job(tmp_path / "jobs" / f"{stem}off.yaml")["paused"] is True
     berlin = _job(tmp_path / "jobs" / f"{stem}berlin.yaml")
     assert (berlin["timezone"], berlin["container"]) == ("Europe/Berlin", "app")
-    # the ETL (no timeouts) and the rule firing at a rate() counted from its creation
-    assert report.splitlines()[-1] == "5 sources: 4 jobs, 2 to review, 1 skipped"
+    # the rule firing at a rate() counted from its creation
+    assert report.splitlines()[-1] == "5 sources: 4 jobs, 1 to review, 1 skipped"
     # Every call it made is granted by the importer's read-only policy (iam-policy --importer).
     env = load_catalog(REPO / "config", "local").environment
     policy = iam.importer_policy(load_catalog(REPO / "config", "local"))
@@ -397,10 +415,11 @@ def test_the_account_is_read_through_the_environments_connection(aws, tmp_path, 
 
 
 def _catalog_folder(tmp_path: Path) -> Path:
-    """A config folder with the shipped environments and defaults and no jobs: the import's target."""
+    """A config folder with the shipped environments and defaults (see :func:`_defaults`) and no jobs: the
+    import's target."""
     root = tmp_path / "config"
     shutil.copytree(REPO / "config" / "environments", root / "environments")
-    shutil.copy(REPO / "config" / "defaults.yaml", root / "defaults.yaml")
+    _defaults(root)
     (root / "jobs").mkdir()
     return root
 
@@ -768,10 +787,9 @@ def test_a_state_machine_becomes_a_pipeline_with_its_schedule_params_retries_and
     )
     assert steps["Load"]["environment"] == {"ETL_STAGE": "load", "JOB_DATE": "{{ params.date }}"}
     # a state without Retry never retried: the catalog's default retries do not apply; one without
-    # TimeoutSeconds ran up to Step Functions' 99999999 s: the catalog's default timeout is for review
+    # TimeoutSeconds ran up to Step Functions' 99999999 s, no timeout, as the catalog's defaults here
     assert (steps["Extract"]["retries"], steps["Load"]["retries"]) == (0, 0)
-    assert "timeout" not in steps["Load"]
-    assert "review: Load.TimeoutSeconds: none (Step Functions' default is 99999999 s)" in report
+    assert "timeout" not in steps["Load"] and "timeout" not in report
     assert "skipped  rule start-etl-pipeline: starts the state machine etl-pipeline" in report
     capsys.readouterr()
     assert main(["--config", str(config), "import", "--from", "file", str(sources), "--check"]) == 0, (
@@ -875,3 +893,31 @@ def test_parallel_map_and_what_a_job_cannot_express_are_mapped_or_kept_for_revie
     assert "# REVIEW Route: Choice: a branch on data: the job follows its Default branch" in text
     assert "# REVIEW Report: Catch: error routing" in text
     assert _catalog_with(out, tmp_path).broken == {}
+
+
+def test_a_default_timeout_is_flagged_and_differs(tmp_path, capsys):
+    """A rule never stopped its task, nor did a Task state without TimeoutSeconds: the shipped defaults'
+    2h timeout would. Flagged in the report and the file, and a difference for the gate, per step."""
+    sources, config = tmp_path / "aws", tmp_path / "config"
+    shutil.copytree(REPO / "config" / "environments", config / "environments")
+    shutil.copy(REPO / "config" / "defaults.yaml", config / "defaults.yaml")
+    _write(sources, "daily-data-processor.rule.json", _rule("daily-data-processor"))  # describe-rule's shape
+    _write(sources, "daily-data-processor.targets.json", {"Targets": [_ecs_target()]})
+    _machine(sources, "etl-pipeline", ETL, rule_input={"date": "2026-01-01"})
+    out = config / "jobs"
+
+    code, report, errors = _import(
+        capsys, "--config", str(config), "--from", "file", str(sources), "--out", str(out)
+    )
+    checked = main(["--config", str(config), "import", "--from", "file", str(sources), "--check"])
+    gate = capsys.readouterr().out
+
+    assert code == 0, errors
+    assert "review: run.timeout: job 2:00:00, source none (it let its task run until it stopped)" in report
+    assert "review: Load.timeout: job 2:00:00, source none" in report
+    assert "review: Transform.timeout" not in report, "TimeoutSeconds 7200 is written as the step's timeout"
+    assert "# REVIEW run.timeout:" in (out / "daily_data_processor.yaml").read_text()
+    assert _job(out / "daily_data_processor.yaml")["paused"] is True
+    assert checked == 1
+    assert "step run timeout: job 2:00:00, source none (it let its task run until it stopped)" in gate
+    assert "step Load timeout: job 2:00:00, source none" in gate and "step Transform timeout" not in gate

@@ -22,10 +22,11 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ecsjobs.aws import describe_aws_error
-from ecsjobs.catalog import Catalog, load_catalog
+from ecsjobs.catalog import Catalog, JobSpec, load_catalog
 from ecsjobs.factory import build_dags
 from ecsjobs.importer import jobfiles, sources
-from ecsjobs.importer.mapping import Imported, map_source
+from ecsjobs.importer.limits import limit_differences
+from ecsjobs.importer.mapping import Imported, map_source, pause_for_review
 
 
 def import_command(
@@ -38,7 +39,7 @@ def import_command(
     force: bool,
     as_json: bool,
     check: bool = False,
-    today: date | None = None,
+    now: datetime | None = None,
 ) -> int:
     """Read the sources (``paths``, or the account when None), write the jobs, print the report; 1 if any
     job file does not validate or a source cannot be read. With ``check``, write nothing: compare each
@@ -52,12 +53,16 @@ def import_command(
     except (BotoCoreError, ClientError) as err:
         print(f"error: {describe_aws_error(err)}", file=sys.stderr)
         return 1
-    imported = [_mapped(s, catalog, found.lambdas, today or date.today()) for s in found.items]
+    now = now or datetime.now(UTC)
+    imported = [_mapped(s, catalog, found.lambdas, now.date()) for s in found.items]
     if check:
-        return _check(imported, catalog)
+        return _check(imported, catalog, now)
     _dedupe_names(imported)
     jobs = [item for item in imported if item.job is not None]
-    problems = _validate(jobs, directory, catalog.environment_name)
+    problems, staged = _validate(jobs, directory, catalog.environment_name)
+    for item in jobs:
+        if item.name in staged:
+            _flag_added_limits(item, staged[item.name])
     written = {item.name: jobfiles.write(item, out, force) for item in jobs if item.name not in problems}
     if as_json:
         print(json.dumps(_json(imported, written, problems), indent=2, default=str))
@@ -78,10 +83,10 @@ def _mapped(
         return failed
 
 
-def _check(imported: list[Imported], catalog: Catalog) -> int:
+def _check(imported: list[Imported], catalog: Catalog, now: datetime) -> int:
     from ecsjobs.importer.check import FIRES, compare, disable_command
 
-    now, lines, equal = datetime.now(UTC), [], []
+    lines, equal = [], []
     for item in imported:
         title = f"{item.source.kind.replace('_', ' ')} {item.source.name}"
         if item.skipped:
@@ -136,8 +141,23 @@ def _dedupe_names(imported: list[Imported]) -> None:
         seen.add(item.name)
 
 
-def _validate(jobs: list[Imported], directory: Path, environment: str) -> dict[str, list[str]]:
-    """The catalog's own check of each imported job, beside the catalog's defaults and environment."""
+def _flag_added_limits(item: Imported, spec: JobSpec) -> None:
+    """A retry or timeout the catalog's defaults add to what the source never retried or stopped."""
+    for difference in limit_differences(item.source, spec):
+        what, _, detail = difference.partition(": ")
+        item.note(
+            "review",
+            what.replace("step ", "").replace(" ", "."),
+            f"{detail}; the catalog's defaults add it: set the step's value to the source's, or keep it",
+        )
+    pause_for_review(item)
+
+
+def _validate(
+    jobs: list[Imported], directory: Path, environment: str
+) -> tuple[dict[str, list[str]], dict[str, JobSpec]]:
+    """The catalog's own check of each imported job, beside the catalog's defaults and environment: the
+    problems by job, and the jobs that load."""
     with tempfile.TemporaryDirectory() as staging:
         root = Path(staging)
         shutil.copytree(directory / "environments", root / "environments")
@@ -148,10 +168,11 @@ def _validate(jobs: list[Imported], directory: Path, environment: str) -> dict[s
             (root / "jobs" / f"{item.name}.yaml").write_text(jobfiles.render(item), encoding="utf-8")
         staged = load_catalog(root, environment)
         build_dags(staged, register=False)  # Airflow's own checks, as validate runs them
-        return {
+        problems = {
             path.stem: [str(p).replace(str(root), "<import>") for p in found]
             for path, found in staged.broken.items()
         }
+        return problems, staged.jobs
 
 
 def _text(

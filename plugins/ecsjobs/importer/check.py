@@ -17,7 +17,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ecsjobs.catalog import Catalog, JobSpec, end_datetime, start_datetime
-from ecsjobs.importer.mapping import fill, job_name, target_step, used_context
+from ecsjobs.history import LAUNCH_TAG, TRY_TAG
+from ecsjobs.importer.limits import limit_differences
+from ecsjobs.importer.mapping import fill, job_name, tags_of, target_step, used_context
 from ecsjobs.importer.source_times import (
     UnknownFires,
     dst_differences,
@@ -33,6 +35,7 @@ from ecsjobs.schedules import next_fire_times
 FIRES = 20
 EVENT_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _TICK = timedelta(microseconds=1)
+_OWN_TAGS = {"job", TRY_TAG, LAUNCH_TAG}  # a step's, to find its tasks: never a source's
 
 
 @dataclass
@@ -54,6 +57,7 @@ def compare(source: Source, catalog: Catalog, now: datetime) -> Comparison:
         result.differences.append(f"no job in the catalog was imported from {source.arn}")
         return result
     fires = _compare_fires(source, spec, now, result)
+    result.differences += limit_differences(source, spec)
     first = fires[0] if fires else max(now, start_datetime(spec.job))
     if source.kind == "state_machine":
         _compare_state_machine(source, spec, catalog, first, result)
@@ -209,34 +213,38 @@ def _compare_state_machine(
     except ValueError as err:
         result.differences.append(f"the job cannot render its requests: {err}")
         return
-    steps: dict[str, dict[str, Any]] = {}
-    for entry in rendered:  # a matrix job has one per combination: the first stands for its step
-        steps.setdefault(entry["step"], _essentials(entry["request"]))
+    steps: dict[str, list[dict[str, Any]]] = {}
+    for entry in rendered:  # a matrix job has one per combination, in order
+        steps.setdefault(entry["step"], []).append(_essentials(entry["request"]))
     definition = source.definition or {}
-    inputs = {
-        name: (state, given)
-        for name, state, given in _task_inputs(definition, source.execution_input or {}, fire)
-    }
-    if any(state_kind == "Map" for state_kind in _kinds(definition)):
-        result.notes.append("a Map state: each step is compared for its first item only")
+    inputs: dict[str, list[tuple[dict[str, Any], Any]]] = {}
+    for name, state, given in _task_inputs(definition, source.execution_input or {}, fire):
+        inputs.setdefault(name, []).append((state, given))
     for name, _state in task_states(definition):
         if name not in inputs:
             result.differences.append(f"state {name}: off the path the job follows (a Choice's Default)")
-    for name, (state, given) in inputs.items():
+    for name, runs in inputs.items():
         step = step_name(name)
         if step not in steps:
             result.differences.append(f"state {name}: no step {step} in the job")
             continue
-        unresolved: list[str] = []
-        parameters = _with_input(state.get("Parameters", {}), given, fire, unresolved)
-        if unresolved:
+        if len(runs) != len(steps[step]):
             result.differences.append(
-                f"state {name}: {', '.join(unresolved)} has no value the source can be shown to send (an "
-                "earlier state's output, or a value Step Functions makes as it runs)"
+                f"state {name} runs {len(runs)} times a run (its Map's items), step {step} {len(steps[step])}"
             )
             continue
-        sent = _source_request(state_target(parameters, catalog.environment), fire)
-        _differ(steps[step], sent, f"step {step} request", result)
+        for index, ((state, given), ours) in enumerate(zip(runs, steps[step], strict=True)):
+            unresolved: list[str] = []
+            parameters = _with_input(state.get("Parameters", {}), given, fire, unresolved)
+            if unresolved:
+                result.differences.append(
+                    f"state {name}: {', '.join(unresolved)} has no value the source can be shown to send (an "
+                    "earlier state's output, or a value Step Functions makes as it runs)"
+                )
+                break
+            sent = _source_request(state_target(parameters, catalog.environment), fire)
+            what = f"step {step} request" + (f" (item {index + 1})" if len(runs) > 1 else "")
+            _differ(ours, sent, what, result)
     for step in sorted(set(steps) - {step_name(name) for name in inputs}):
         result.differences.append(f"step {step}: not a state of the state machine")
 
@@ -259,7 +267,8 @@ def _task_inputs(
         for branch in state.get("Branches", []):
             yield from _task_inputs(branch, own, start)
         if processor := state.get("ItemProcessor") or state.get("Iterator"):
-            yield from _task_inputs(processor, _first_item(state, own, start), start)
+            for item_input in _item_inputs(state, own, start):
+                yield from _task_inputs(processor, item_input, start)
         if state.get("Type") == "Choice":
             name = state.get("Default")
             continue
@@ -267,18 +276,22 @@ def _task_inputs(
         name = None if state.get("End") else state.get("Next")
 
 
-def _first_item(state: dict[str, Any], state_input: Any, start: datetime) -> Any:
-    """The input a Map's processor gets for its first item: the item, or its ``ItemSelector`` of it."""
+def _item_inputs(state: dict[str, Any], state_input: Any, start: datetime) -> list[Any]:
+    """The input a Map's processor gets for each item: the item, or its ``ItemSelector`` of it (one unknown
+    input when the items are not known from the definition and the execution input)."""
     items = state.get("Items", state.get("ItemsPath", "$"))
     values = items if isinstance(items, list) else _path_value(items, state_input, start, _UNKNOWN)
     if not isinstance(values, list) or not values:
-        return _UNKNOWN
+        return [_UNKNOWN]
     selector = state.get("ItemSelector") or state.get("Parameters")
     if not selector:
-        return values[0]
-    unresolved: list[str] = []
-    selected = _with_input(selector, state_input, start, unresolved, values[0])
-    return _UNKNOWN if unresolved else selected
+        return values
+    inputs = []
+    for value in values:
+        unresolved: list[str] = []
+        selected = _with_input(selector, state_input, start, unresolved, value)
+        inputs.append(_UNKNOWN if unresolved else selected)
+    return inputs
 
 
 def _with_input(
@@ -320,15 +333,6 @@ def _path_value(path: Any, state_input: Any, start: datetime, item: Any) -> Any:
     return _UNKNOWN
 
 
-def _kinds(definition: dict[str, Any]) -> Iterator[str]:
-    for state in definition.get("States", {}).values():
-        yield state.get("Type", "")
-        for branch in state.get("Branches", []):
-            yield from _kinds(branch)
-        if processor := state.get("ItemProcessor") or state.get("Iterator"):
-            yield from _kinds(processor)
-
-
 def _source_request(target: dict[str, Any], fire: datetime, source: Source | None = None) -> dict[str, Any]:
     """What the rule or schedule asked ECS for at ``fire``, in :func:`_shape`: its input with the values it
     fills in as it sends it (one not known before, such as a fresh ID, as a text no job can send)."""
@@ -351,12 +355,22 @@ def _source_request(target: dict[str, Any], fire: datetime, source: Source | Non
         _network(vpc, "Subnets", "SecurityGroups", "AssignPublicIp"),
         json.loads(text),
         parameters.get("PropagateTags"),
+        {
+            "platformVersion": parameters.get("PlatformVersion"),
+            "tags": tags_of(parameters.get("Tags") or []),
+            "enableExecuteCommand": parameters.get("EnableExecuteCommand"),
+            "placementConstraints": parameters.get("PlacementConstraints"),
+            "placementStrategy": parameters.get("PlacementStrategy"),
+            "group": parameters.get("Group"),
+        },
     )
 
 
 def _essentials(request: dict[str, Any]) -> dict[str, Any]:
-    """The fields of a RunTask request a rule or schedule can set, in one comparable shape."""
+    """The fields of a RunTask request a rule or schedule can set, in one comparable shape (without the
+    tags a step puts on its task to find it again)."""
     vpc = (request.get("networkConfiguration") or {}).get("awsvpcConfiguration")
+    tags = {tag["key"]: tag["value"] for tag in request.get("tags") or [] if tag["key"] not in _OWN_TAGS}
     return _shape(
         request["cluster"],
         request["taskDefinition"],
@@ -364,6 +378,14 @@ def _essentials(request: dict[str, Any]) -> dict[str, Any]:
         _network(vpc, "subnets", "securityGroups", "assignPublicIp"),
         request.get("overrides") or {},
         request.get("propagateTags"),
+        {
+            "platformVersion": request.get("platformVersion"),
+            "tags": tags,
+            "enableExecuteCommand": request.get("enableExecuteCommand"),
+            "placementConstraints": request.get("placementConstraints"),
+            "placementStrategy": request.get("placementStrategy"),
+            "group": request.get("group"),
+        },
     )
 
 
@@ -374,6 +396,7 @@ def _shape(
     network: str | None,
     overrides: dict[str, Any],
     propagate_tags: str | None,
+    others: dict[str, Any],
 ) -> dict[str, Any]:
     """The comparable request: names rather than ARNs, and only the fields that are set."""
     shape = {
@@ -385,7 +408,10 @@ def _shape(
         "cpu": overrides.get("cpu") and str(overrides["cpu"]),
         "memory": overrides.get("memory") and str(overrides["memory"]),
         "propagateTags": None if propagate_tags == "NONE" else propagate_tags,
+        **others,
     }
+    if shape.get("platformVersion") == "LATEST":  # what Fargate runs when none is given
+        shape["platformVersion"] = None
     return {key: value for key, value in shape.items() if value}
 
 

@@ -162,6 +162,14 @@ def map_source(source: Source, env: Environment, lambdas: dict[str, dict[str, st
     job.update(_schedule(source, imported, today))
     steps = [(target_step(t), ecs_settings(t, env, imported)) for t in ecs]
     steps += [(target_step(t), _lambda_settings(t, lambdas, imported)) for t in functions]
+    for _, settings in steps:  # the catalog's default retries would rerun what the source ran once
+        settings["retries"] = 0
+    imported.note(
+        "exact",
+        "retries",
+        "the source started each task once (its RetryPolicy retries the RunTask call, not a task that failed:"
+        " https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rule-retry-policy.html): retries 0",
+    )
     fan_outs = [settings.pop("matrix") for _, settings in steps if "matrix" in settings]
     if fan_outs and len(steps) == 1:
         job["matrix"] = fan_outs[0]
@@ -175,11 +183,11 @@ def map_source(source: Source, env: Environment, lambdas: dict[str, dict[str, st
         job["steps"] = dict(steps)
         imported.note("exact", "Targets", f"{len(steps)} targets become {len(steps)} steps run side by side")
     imported.job = job
-    _paused_for_review(imported)
+    pause_for_review(imported)
     return imported
 
 
-def _paused_for_review(imported: Imported) -> None:
+def pause_for_review(imported: Imported) -> None:
     """A job with something to review is created paused: it should not run before a person looked at it."""
     if imported.job is not None and imported.needs_review and not imported.job.get("paused"):
         imported.job["paused"] = True
@@ -197,7 +205,7 @@ def _state_machine_job(source: Source, env: Environment, imported: Imported, tod
         imported.note("review", "schedule", "no rule or schedule starts it: the job runs when triggered")
     job.update(map_state_machine(source, env, imported))
     imported.job = job
-    _paused_for_review(imported)
+    pause_for_review(imported)
     return imported
 
 
@@ -349,7 +357,7 @@ def ecs_settings(target: dict[str, Any], env: Environment, imported: Imported) -
         settings["network"] = network
     if parameters.get("PlatformVersion") not in (None, "LATEST"):
         settings["platform_version"] = parameters["PlatformVersion"]
-    tags = _tags(parameters.get("Tags") or [])
+    tags = tags_of(parameters.get("Tags") or [])
     if tags:
         settings["task_tags"] = tags
     count = int(parameters.get("TaskCount") or 1)
@@ -416,9 +424,9 @@ def _launch(parameters: dict[str, Any], env: Environment, imported: Imported) ->
         )
         return {}
     spot = [launch for launch in launches if launch in ("fargate_spot", "ec2_spot")]
-    if len(set(launches)) > 1:
+    if len(set(launches)) > 1:  # ECS spreads the tasks by weight; a step runs one launch, then falls back
         imported.note(
-            "approximated",
+            "review",
             "EcsParameters.CapacityProviderStrategy",
             f"{providers} by weight becomes {spot[0] if spot else launches[0]}, falling back on demand",
         )
@@ -454,7 +462,7 @@ def _network(config: dict[str, Any] | None, env: Environment, imported: Imported
     return None
 
 
-def _tags(tags: list[dict[str, Any]]) -> dict[str, str]:
+def tags_of(tags: list[dict[str, Any]]) -> dict[str, str]:
     """Rules give ``[{"Key": k, "Value": v}]``, Scheduler ``[{k: v}]``."""
     result: dict[str, str] = {}
     for tag in tags:

@@ -4,7 +4,7 @@ Functions state machines that run ECS tasks (with the rule or schedule that star
 From an account (boto3, read-only List/Describe/Get calls) or from the JSON the AWS CLI prints, for accounts
 the importer may not call:
 
-- ``aws events list-rules > rules.json``
+- ``aws events list-rules > rules.json`` (or ``aws events describe-rule --name NAME > NAME.rule.json``)
 - ``aws events list-targets-by-rule --rule NAME > NAME.targets.json`` (the rule's name is the file's)
 - ``aws scheduler get-schedule --name NAME > NAME.schedule.json``
 - ``aws lambda get-function-configuration --function-name F > F.lambda.json`` (a Lambda target's variables)
@@ -103,6 +103,8 @@ def from_files(paths: Iterable[Path]) -> Sources:
         document = _load(path)
         if "Rules" in document:
             rules += document["Rules"]
+        elif ":rule/" in str(document.get("Arn", "")) and "Name" in document:  # describe-rule's output
+            rules.append(document)
         elif "Targets" in document:
             targets[path.name.removesuffix(".json").removesuffix(".targets")] = document["Targets"]
         elif "ScheduleExpression" in document and "Target" in document:
@@ -114,8 +116,9 @@ def from_files(paths: Iterable[Path]) -> Sources:
             found.items.append(_state_machine(document, str(path)))
         else:
             raise SourceError(
-                f"{path}: not the output of aws events list-rules, list-targets-by-rule, aws scheduler "
-                "get-schedule, aws lambda get-function-configuration or stepfunctions describe-state-machine"
+                f"{path}: not the output of aws events list-rules, describe-rule, list-targets-by-rule, "
+                "aws scheduler get-schedule, aws lambda get-function-configuration or stepfunctions "
+                "describe-state-machine"
             )
     for rule in rules:
         found.items.append(_rule(rule, targets.pop(rule["Name"], [])))

@@ -104,14 +104,9 @@ class _Walk:
             self.imported.note("exact", f"{name}.Retry", "none: the step does not retry")
         if state.get("TimeoutSeconds"):
             settings["timeout"] = f"{int(state['TimeoutSeconds'])}s"
-        else:
-            # a Task state without one times out after 99999999 s (the Amazon States Language's default:
-            # https://docs.aws.amazon.com/step-functions/latest/dg/state-task.html)
-            self.imported.note(
-                "review",
-                f"{name}.TimeoutSeconds",
-                "none (Step Functions' default is 99999999 s): the catalog's default timeout applies",
-            )
+        # without one a Task state times out after 99999999 s (the Amazon States Language's default:
+        # https://docs.aws.amazon.com/step-functions/latest/dg/state-task.html), which is no timeout here: a
+        # default timeout of the catalog is flagged once the job is loaded (``importer.limits``)
         if state.get("HeartbeatSeconds"):
             self.imported.note(
                 "review",
