@@ -107,11 +107,11 @@ def _job(path: Path) -> dict[str, Any]:
 
 
 def _defaults(root: Path) -> None:
-    """The shipped defaults without their timeout, as a team migrating first keeps them: a source never stopped
-    its task, so a default timeout is a difference (``test_a_default_timeout_is_flagged_and_differs``)."""
+    """The shipped defaults without their timeout, as a team migrating first keeps them: a source never
+    stopped its task, so a default timeout is a difference (``test_a_default_timeout_is_flagged_and_differs``)."""
     text = (REPO / "config" / "defaults.yaml").read_text()
     (root / "defaults.yaml").write_text(
-        "".join(l for l in text.splitlines(True) if not l.startswith("timeout:"))
+        "".join(line for line in text.splitlines(True) if not line.startswith("timeout:"))
     )
 
 
