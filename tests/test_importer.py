@@ -108,7 +108,7 @@ def _job(path: Path) -> dict[str, Any]:
 
 def _defaults(root: Path) -> None:
     """The shipped defaults without their timeout, as a team migrating first keeps them: a source never
-    stopped its task, so a default timeout is a difference (``test_a_default_timeout_is_flagged_and_differs``)."""
+    stopped its task, so a default timeout differs (``test_a_default_timeout_is_flagged_and_differs``)."""
     text = (REPO / "config" / "defaults.yaml").read_text()
     (root / "defaults.yaml").write_text(
         "".join(line for line in text.splitlines(True) if not line.startswith("timeout:"))
