@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
+import pendulum
 from airflow.sdk.exceptions import ParamValidationError
 from airflow.sdk.execution_time.context import MacrosAccessor
 from airflow.timetables.base import DataInterval
@@ -29,7 +30,11 @@ def render_requests(
     """One entry per ECS task the run would start: the step's effective settings (defaults < job < step),
     its matrix combination and the RunTask request."""
     dag = build_dag(spec, env, env_name)
-    logical_date = logical_date if logical_date.tzinfo else logical_date.replace(tzinfo=UTC)
+    # in UTC, as Airflow's context holds it (the metadata DB keeps UTC): a job's time zone moves no template
+    logical_date = pendulum.instance(
+        logical_date if logical_date.tzinfo else logical_date.replace(tzinfo=UTC)
+    )
+    logical_date = logical_date.in_timezone("UTC")
     run_params = copy.deepcopy(dag.params)
     unknown = set(params) - set(run_params)
     if unknown:

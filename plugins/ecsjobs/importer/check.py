@@ -28,7 +28,7 @@ from ecsjobs.importer.source_times import (
     source_fires,
 )
 from ecsjobs.importer.sources import Source
-from ecsjobs.importer.state_machines import RUN_TASK, keeps_input, state_target, step_name, task_states
+from ecsjobs.importer.state_machines import RUN_TASK, keeps_input, state_target, steps_of, task_states
 from ecsjobs.render import render_requests
 from ecsjobs.schedules import next_fire_times
 
@@ -132,7 +132,12 @@ def _compare_fires(source: Source, spec: JobSpec, now: datetime, result: Compari
                 f"the source runs once, at {theirs[0].at.isoformat()}; the job runs only when triggered"
             )
         return []
-    if difference := first_difference([minute(fire) for fire in ours], theirs):
+    if (job.schedule or "").startswith("rate("):  # DeltaTriggerTimetable: from the first run on
+        result.differences.append(
+            f"the job's {job.schedule} counts from when Airflow first schedules it: its instants are not "
+            "known in advance"
+        )
+    elif difference := first_difference([minute(fire) for fire in ours], theirs):
         result.differences.append(f"{difference} (of the next {FIRES})")
     elif job.schedule and source.kind == "schedule":
         changes = dst_differences(source, job.schedule, timezone, now.date())
@@ -223,8 +228,9 @@ def _compare_state_machine(
     for name, _state in task_states(definition):
         if name not in inputs:
             result.differences.append(f"state {name}: off the path the job follows (a Choice's Default)")
+    step_of = steps_of(list(inputs), list(spec.steps))
     for name, runs in inputs.items():
-        step = step_name(name)
+        step = step_of[name]
         if step not in steps:
             result.differences.append(f"state {name}: no step {step} in the job")
             continue
@@ -245,7 +251,7 @@ def _compare_state_machine(
             sent = _source_request(state_target(parameters, catalog.environment), fire)
             what = f"step {step} request" + (f" (item {index + 1})" if len(runs) > 1 else "")
             _differ(ours, sent, what, result)
-    for step in sorted(set(steps) - {step_name(name) for name in inputs}):
+    for step in sorted(set(steps) - set(step_of.values())):
         result.differences.append(f"step {step}: not a state of the state machine")
 
 
@@ -297,8 +303,8 @@ def _item_inputs(state: dict[str, Any], state_input: Any, start: datetime) -> li
 def _with_input(
     value: Any, state_input: Any, start: datetime, unresolved: list[str], item: Any = _UNKNOWN
 ) -> Any:
-    """``"Key.$": path`` as ``"Key": <its value>`` (``$$.Execution.StartTime`` as the run's logical date, as
-    the importer maps it); a path without a known value is kept and listed in ``unresolved``."""
+    """``"Key.$": path`` as ``"Key": <its value>``; a path without a known value (an earlier state's output,
+    ``$$.Execution.StartTime``, ``$$.Task.Token``) is kept and listed in ``unresolved``."""
     if isinstance(value, list):
         return [_with_input(entry, state_input, start, unresolved, item) for entry in value]
     if not isinstance(value, dict):
@@ -318,9 +324,7 @@ def _with_input(
 
 
 def _path_value(path: Any, state_input: Any, start: datetime, item: Any) -> Any:
-    """A JSONPath's value: over the state input (one field deep), the Map item, or the execution's start."""
-    if path == "$$.Execution.StartTime":
-        return start.isoformat()
+    """A JSONPath's value: over the state input (one field deep) or the Map item."""
     if path == "$$.Map.Item.Value":
         return item
     if isinstance(path, str) and path.startswith("$$.Map.Item.Value."):

@@ -12,24 +12,26 @@ from datetime import timedelta
 
 from ecsjobs.catalog import JobSpec
 from ecsjobs.importer.sources import Source
-from ecsjobs.importer.state_machines import step_name, task_states
+from ecsjobs.importer.state_machines import steps_of, task_states
 
 _STATES_DEFAULT_TIMEOUT = timedelta(seconds=99_999_999)
 
 
-def source_limits(source: Source) -> dict[str, tuple[int, timedelta | None]]:
-    """A state machine's retries and timeout per step (a rule's or schedule's steps: 0 and none)."""
+def source_limits(source: Source, job_steps: list[str]) -> dict[str, tuple[int, timedelta | None]]:
+    """A state machine's retries and timeout per step of the job (a rule's or schedule's: 0 and none)."""
     limits: dict[str, tuple[int, timedelta | None]] = {}
-    for name, state in task_states(source.definition or {}) if source.kind == "state_machine" else ():
+    states = dict(task_states(source.definition or {})) if source.kind == "state_machine" else {}
+    for name, step in steps_of(list(states), job_steps).items():
+        state = states[name]
         retries = int(state["Retry"][0].get("MaxAttempts", 3)) if state.get("Retry") else 0
         timeout = timedelta(seconds=int(state["TimeoutSeconds"])) if state.get("TimeoutSeconds") else None
-        limits[step_name(name)] = (retries, None if timeout == _STATES_DEFAULT_TIMEOUT else timeout)
+        limits[step] = (retries, None if timeout == _STATES_DEFAULT_TIMEOUT else timeout)
     return limits
 
 
 def limit_differences(source: Source, spec: JobSpec) -> list[str]:
     """Where the job's effective retries or timeout (defaults applied) are not the source's."""
-    expected, found = source_limits(source), []
+    expected, found = source_limits(source, list(spec.steps)), []
     for step, settings in spec.steps.items():
         retries, timeout = expected.get(step, (0, None))
         if (settings.retries or 0) != retries:

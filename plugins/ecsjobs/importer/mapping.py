@@ -183,8 +183,25 @@ def map_source(source: Source, env: Environment, lambdas: dict[str, dict[str, st
         job["steps"] = dict(steps)
         imported.note("exact", "Targets", f"{len(steps)} targets become {len(steps)} steps run side by side")
     imported.job = job
+    _matrix_environment(imported)
     pause_for_review(imported)
     return imported
+
+
+def _matrix_environment(imported: Imported) -> None:
+    """A matrix axis reaches each task as an environment variable named after it (the catalog's matrix), which
+    the source sent only if a step already sets that variable to the axis's value."""
+    job = imported.job or {}
+    steps = job.get("steps") or {"run": job}
+    for axis in job.get("matrix") or {}:
+        variable, value = axis.upper(), f"{{{{ matrix.{axis} }}}}"
+        if any((settings or {}).get("environment", {}).get(variable) != value for settings in steps.values()):
+            imported.note(
+                "review",
+                f"matrix.{axis}",
+                f"each task also gets the environment variable {variable} (as every matrix axis reaches the "
+                "container), which the source did not send",
+            )
 
 
 def pause_for_review(imported: Imported) -> None:
@@ -205,6 +222,7 @@ def _state_machine_job(source: Source, env: Environment, imported: Imported, tod
         imported.note("review", "schedule", "no rule or schedule starts it: the job runs when triggered")
     job.update(map_state_machine(source, env, imported))
     imported.job = job
+    _matrix_environment(imported)
     pause_for_review(imported)
     return imported
 

@@ -23,6 +23,7 @@ from ecsjobs.models import Environment
 RUN_TASK = "arn:aws:states:::ecs:runTask"
 _PARAM = re.compile(r"^\$\.([A-Za-z_][A-Za-z0-9_]*)$")
 _MAP_ITEM = ("$$.Map.Item.Value", "$")  # the item, in a Map's ItemSelector or in its processor's states
+EXECUTION_START = "logical_date.strftime('%Y-%m-%dT%H:%M:%S.000Z')"  # Step Functions' shape of the time
 _TYPES = {str: "string", bool: "boolean", int: "integer", float: "number", list: "array", dict: "object"}
 
 
@@ -242,8 +243,13 @@ class _Walk:
             self.param(match[1])
             return f"\x00params.{match[1]}\x00"
         if path == "$$.Execution.StartTime":
-            self.imported.note("approximated", path, "becomes the run's logical date")
-            return "\x00ts\x00"
+            self.imported.note(
+                "review",
+                path,
+                "when the execution started, a little after its rule or schedule fired, with milliseconds: "
+                "sent as the run's logical date (the fire time) in that format",
+            )
+            return f"\x00{EXECUTION_START}\x00"
         if path == "$$.Task.Token":
             self.imported.note(
                 "review",
@@ -301,6 +307,12 @@ class _Walk:
                 self.imported.note(
                     "approximated", f"{name}.Retry", "backoff doubles, without a cap, as Airflow's does"
                 )
+            else:  # Airflow's exponential backoff adds up to the delay again, per task instance
+                self.imported.note(
+                    "approximated",
+                    f"{name}.Retry",
+                    "each delay doubles (IntervalSeconds x BackoffRate 2); Airflow waits 1 to 2 times it",
+                )
         elif retries:
             self.review(name, "Retry", "a retried Parallel: its steps retry on their own", state)
         if state.get("Catch"):
@@ -353,6 +365,14 @@ def map_state_machine(source: Source, env: Environment, imported: Imported) -> d
 def step_name(state: str) -> str:
     """A state's step: its name with anything a step name cannot hold as ``_``."""
     return re.sub(r"[^A-Za-z0-9_-]", "_", state)
+
+
+def steps_of(states: list[str], job_steps: list[str]) -> dict[str, str]:
+    """The job step each ``ecs:runTask`` state became: its own name, or ``run`` when it was the only one
+    (:func:`map_state_machine` makes a one-step job of it)."""
+    if len(states) == 1 and job_steps == ["run"]:
+        return {states[0]: "run"}
+    return {state: step_name(state) for state in states}
 
 
 def task_states(definition: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
