@@ -876,7 +876,7 @@ def test_parallel_map_and_what_a_job_cannot_express_are_mapped_or_kept_for_revie
 
     assert code == 0, errors
     job = _job(out / "customer_reports.yaml")
-    assert job["matrix"] == {"customers": "{{ params.customers }}"}
+    assert job["matrix"] == {"customer": "{{ params.customers }}"}  # named as the ItemSelector names the item
     assert job["params"]["customers"] == {
         "type": "array",
         "description": "The execution input's customers.",
@@ -885,7 +885,7 @@ def test_parallel_map_and_what_a_job_cannot_express_are_mapped_or_kept_for_revie
     assert set(job["steps"]) == {"Orders", "Refunds", "Report"}
     assert "depends_on" not in job["steps"]["Orders"] and "depends_on" not in job["steps"]["Refunds"]
     assert job["steps"]["Report"]["depends_on"] == ["Orders", "Refunds"]
-    report_environment = {"CUSTOMER": "{{ matrix.customers }}", "JOB_DATE": "{{ params.date }}"}
+    report_environment = {"CUSTOMER": "{{ matrix.customer }}", "JOB_DATE": "{{ params.date }}"}
     assert job["steps"]["Report"]["environment"] == report_environment
     assert job["steps"]["Orders"]["environment"]["JOB_DATE"] == "{{ params.date }}"
     assert job["paused"] is True, "a job with review items waits for its review"

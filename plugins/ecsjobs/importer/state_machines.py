@@ -126,13 +126,17 @@ class _Walk:
             self.review(name, "Map", "a second or nested Map: not applied", state)
             return after
         items = state.get("Items", state.get("ItemsPath", "$"))
-        axis = "item"
+        selector = state.get("ItemSelector") or state.get("Parameters") or {}
+        # the axis is named after the field the ItemSelector puts the item in: its environment variable (every
+        # axis reaches the container as one) is then the one the processor already sends, if it does
+        named = [key[:-2] for key, value in selector.items() if key.endswith(".$") and value == _MAP_ITEM[0]]
+        axis = named[0] if named and _PARAM.match(f"$.{named[0]}") else "item"
         if isinstance(items, list):
             self.matrix[axis] = items
         elif isinstance(items, str) and (match := _PARAM.match(items)):
-            axis = match[1]
-            self.param(axis)
-            self.matrix[axis] = f"{{{{ params.{axis} }}}}"
+            axis = axis if named else match[1]
+            self.param(match[1])
+            self.matrix[axis] = f"{{{{ params.{match[1]} }}}}"
         else:
             self.review(
                 name, "ItemsPath", f"{items!r}: items from earlier output; set the matrix by hand", state
@@ -146,7 +150,7 @@ class _Walk:
             self.imported.note(
                 "approximated", f"{name}.MaxConcurrency", "all items run at once (pool limits apply)"
             )
-        self.item_axis, self.selector = axis, state.get("ItemSelector") or state.get("Parameters") or {}
+        self.item_axis, self.selector = axis, selector
         self.input_kept = True  # the processor starts on the item (or what the ItemSelector makes of it)
         tails = self.chain(processor["States"], processor["StartAt"], after)
         self.item_axis, self.selector = None, {}
