@@ -59,10 +59,11 @@ def measure(truth: dict[str, dict[str, str]], verdicts: dict[str, str], review: 
     return counts
 
 
-def test_the_account_imports_as_expected_and_no_source_is_called_equal_wrongly(tmp_path, capsys):
+def test_the_account_imports_as_expected_and_no_source_is_called_equal_wrongly(tmp_path, capsys, monkeypatch):
     truth = yaml.safe_load((CORPUS / "truth.yaml").read_text())
     config = _catalog_folder(tmp_path)
-    account = [CORPUS / "account"]
+    monkeypatch.chdir(REPO)  # the report names the files as given: relative, the same on every machine
+    account = [CORPUS.relative_to(REPO) / "account"]
 
     code = import_command(
         load_catalog(config, "local"), config, account, None, None, config / "jobs", False, True, now=NOW
@@ -82,21 +83,24 @@ def test_the_account_imports_as_expected_and_no_source_is_called_equal_wrongly(t
     )
     gate = capsys.readouterr().out
 
-    assert code == 0, report
+    assert code == 1, "one source could not be imported"
+    assert "its definition is not JSON" in report["nightly-billing"]["failed"]
     written = {path.name: path.read_text() for path in sorted((config / "jobs").glob("*.yaml"))}
+    written["check.txt"] = gate
     if os.environ.get("ECSJOBS_UPDATE_CORPUS"):
         shutil.rmtree(CORPUS / "expected", ignore_errors=True)
         (CORPUS / "expected").mkdir()
         for name, text in written.items():
             (CORPUS / "expected" / name).write_text(text)
-    expected = {path.name: path.read_text() for path in sorted((CORPUS / "expected").glob("*.yaml"))}
-    assert written == expected, "the job files differ from expected/ (ECSJOBS_UPDATE_CORPUS=1 rewrites them)"
+    expected = {path.name: path.read_text() for path in sorted((CORPUS / "expected").iterdir())}
+    assert written == expected, "the job files or the check differ from expected/ (ECSJOBS_UPDATE_CORPUS=1)"
     assert load_catalog(config, "local").broken == {}
 
     verdicts = _verdicts(gate)
     assert sorted(verdicts) == sorted(truth) == sorted(report), "every source is judged, once"
-    review = {
-        name: any(note["level"] == "review" for note in entry["notes"]) for name, entry in report.items()
+    review = {  # something to review, or not imported (FAILED, with why)
+        name: bool(entry["failed"]) or any(note["level"] == "review" for note in entry["notes"])
+        for name, entry in report.items()
     }
     counts = measure(truth, verdicts, review)
     wrong = [n for n in truth if measure({n: truth[n]}, verdicts, review)["wrong"]]

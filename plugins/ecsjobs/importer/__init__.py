@@ -79,7 +79,7 @@ def _mapped(
         return map_source(source, catalog.environment, lambdas, today)
     except Exception as err:  # noqa: BLE001 - one odd source must not stop an account's import
         failed = Imported(source, source.name, None)
-        failed.failed = f"{type(err).__name__}: {err}"
+        failed.failed = str(err) if isinstance(err, sources.SourceError) else f"{type(err).__name__}: {err}"
         return failed
 
 

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from ecsjobs.importer.source_times import UnknownFires, dst_differences, rate_as_cron, source_fires
-from ecsjobs.importer.sources import Source
+from ecsjobs.importer.sources import Source, SourceError
 from ecsjobs.models import Environment
 from ecsjobs.schedules import next_fire_times
 
@@ -133,6 +133,8 @@ def job_name(source_name: str) -> str:
 
 def map_source(source: Source, env: Environment, lambdas: dict[str, dict[str, str]], today: date) -> Imported:
     imported = Imported(source, job_name(source.name), None)
+    if source.unreadable:
+        raise SourceError(source.unreadable)
     if source.managed_by:
         imported.skipped = f"managed by {source.managed_by}: that service owns it"
         return imported

@@ -51,6 +51,7 @@ class Source:
     execution_input: dict[str, Any] | None = None  # what its rule or schedule starts it with
     starter: Source | None = None  # a state machine: the rule or schedule that starts it
     starts: str | None = None  # a rule or schedule: the state machine it starts (imported with it)
+    unreadable: str | None = None  # why the source cannot be mapped: reported, the others go on
 
 
 @dataclass
@@ -129,10 +130,15 @@ def from_files(paths: Iterable[Path]) -> Sources:
 
 
 def _state_machine(machine: dict[str, Any], origin: str) -> Source:
+    """A definition that is not JSON (an export cut short) is that source's problem, not the import's."""
+    unreadable = None
     try:
         definition = json.loads(machine["definition"])
     except json.JSONDecodeError as err:
-        raise SourceError(f"{origin}: the state machine's definition is not JSON: {err.msg}") from None
+        definition = {}
+        unreadable = (
+            f"{origin}: its definition is not JSON: {err.msg} at line {err.lineno} column {err.colno}"
+        )
     return Source(
         kind="state_machine",
         name=machine["name"],
@@ -140,6 +146,7 @@ def _state_machine(machine: dict[str, Any], origin: str) -> Source:
         expression=None,
         targets=(),
         definition=definition,
+        unreadable=unreadable,
     )
 
 
