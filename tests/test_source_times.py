@@ -94,7 +94,8 @@ def test_only_the_daylight_saving_changes_where_airflow_fires_otherwise_are_name
     gap = dst_differences(
         _schedule("cron(30 2 * * ? *)", "Europe/Berlin"), "cron(30 2 * * ? *)", "Europe/Berlin", today
     )
-    assert gap[0].startswith(
-        "2027-03-28: the job fires at 2027-03-28 01:30 UTC, the source at 2027-03-29 00:30 UTC"
+    assert gap[0] == (
+        "2027-03-28: 02:30 does not exist that day in Europe/Berlin, so Scheduler skips it; the job fires at "
+        "2027-03-28 01:30 UTC, the source at 2027-03-29 00:30 UTC"
     )
     assert len(gap) == 4 and all("happens twice" in change for change in gap[1::2]), gap  # spring, autumn x2

@@ -95,7 +95,8 @@ def dst_differences(source: Source, schedule: str, timezone: str, today: date, d
         theirs = source_fires(window, start, 10_000)
         ours = [f for f in next_fire_times(schedule, timezone, start, len(theirs) + 4) if f < end]
         if difference := first_difference([minute(f) for f in ours], theirs, numbered=False):
-            found.append(f"{day}: {difference}")
+            skipped = _skipped(source, day)
+            found.append(f"{day}: {skipped}{difference}")
     return found
 
 
@@ -173,6 +174,23 @@ def _rate_fires(source: Source, lower: datetime, n: int) -> list[Fire]:
         fires.append(Fire(minute(moment)))
         moment += period
     return fires
+
+
+def _skipped(source: Source, day: date) -> str:
+    """The schedule's local times on ``day`` that the change to daylight saving time skips, said."""
+    timezone = source.timezone or "UTC"
+    if not (source.expression or "").startswith("cron(") or timezone == "UTC":
+        return ""
+    zone, times = ZoneInfo(timezone), []
+    for local in EventBridgeCronTimetable(source.expression or "", timezone=timezone).local_times(day):
+        if local.date() != day:
+            break
+        if local.replace(tzinfo=zone).astimezone(UTC).astimezone(zone).replace(tzinfo=None) != local:
+            times.append(f"{local:%H:%M}")
+    if not times:
+        return ""
+    shown = ", ".join(times[:3]) + (f" and {len(times) - 3} more" if len(times) > 3 else "")
+    return f"{shown} does not exist that day in {timezone}, so Scheduler skips it; "
 
 
 def _offset(day: date, zone: ZoneInfo) -> timedelta | None:
