@@ -223,7 +223,7 @@ def _compare_state_machine(
         steps.setdefault(entry["step"], []).append(_essentials(entry["request"]))
     definition = source.definition or {}
     inputs: dict[str, list[tuple[dict[str, Any], Any]]] = {}
-    for name, state, given in _task_inputs(definition, source.execution_input or {}, fire):
+    for name, state, given in _task_inputs(definition, source.execution_input or {}):
         inputs.setdefault(name, []).append((state, given))
     for name, _state in task_states(definition):
         if name not in inputs:
@@ -241,7 +241,7 @@ def _compare_state_machine(
             continue
         for index, ((state, given), ours) in enumerate(zip(runs, steps[step], strict=True)):
             unresolved: list[str] = []
-            parameters = _with_input(state.get("Parameters", {}), given, fire, unresolved)
+            parameters = _with_input(state.get("Parameters", {}), given, unresolved)
             if unresolved:
                 result.differences.append(
                     f"state {name}: {', '.join(unresolved)} has no value the source can be shown to send (an "
@@ -258,9 +258,7 @@ def _compare_state_machine(
 _UNKNOWN: Any = object()  # a value the source's definition alone does not give (an earlier state's output)
 
 
-def _task_inputs(
-    machine: dict[str, Any], state_input: Any, start: datetime
-) -> Iterator[tuple[str, dict[str, Any], Any]]:
+def _task_inputs(machine: dict[str, Any], state_input: Any) -> Iterator[tuple[str, dict[str, Any], Any]]:
     """Each ``ecs:runTask`` state on the path from ``StartAt`` (a Choice's Default, a Map's first item) with
     its input, as Step Functions passes input on from state to state."""
     states, name, seen = machine.get("States", {}), machine.get("StartAt"), set()
@@ -271,10 +269,10 @@ def _task_inputs(
         if state.get("Type") == "Task" and str(state.get("Resource", "")).startswith(RUN_TASK):
             yield name, state, own
         for branch in state.get("Branches", []):
-            yield from _task_inputs(branch, own, start)
+            yield from _task_inputs(branch, own)
         if processor := state.get("ItemProcessor") or state.get("Iterator"):
-            for item_input in _item_inputs(state, own, start):
-                yield from _task_inputs(processor, item_input, start)
+            for item_input in _item_inputs(state, own):
+                yield from _task_inputs(processor, item_input)
         if state.get("Type") == "Choice":
             name = state.get("Default")
             continue
@@ -282,11 +280,11 @@ def _task_inputs(
         name = None if state.get("End") else state.get("Next")
 
 
-def _item_inputs(state: dict[str, Any], state_input: Any, start: datetime) -> list[Any]:
+def _item_inputs(state: dict[str, Any], state_input: Any) -> list[Any]:
     """The input a Map's processor gets for each item: the item, or its ``ItemSelector`` of it (one unknown
     input when the items are not known from the definition and the execution input)."""
     items = state.get("Items", state.get("ItemsPath", "$"))
-    values = items if isinstance(items, list) else _path_value(items, state_input, start, _UNKNOWN)
+    values = items if isinstance(items, list) else _path_value(items, state_input, _UNKNOWN)
     if not isinstance(values, list) or not values:
         return [_UNKNOWN]
     selector = state.get("ItemSelector") or state.get("Parameters")
@@ -295,35 +293,33 @@ def _item_inputs(state: dict[str, Any], state_input: Any, start: datetime) -> li
     inputs = []
     for value in values:
         unresolved: list[str] = []
-        selected = _with_input(selector, state_input, start, unresolved, value)
+        selected = _with_input(selector, state_input, unresolved, value)
         inputs.append(_UNKNOWN if unresolved else selected)
     return inputs
 
 
-def _with_input(
-    value: Any, state_input: Any, start: datetime, unresolved: list[str], item: Any = _UNKNOWN
-) -> Any:
+def _with_input(value: Any, state_input: Any, unresolved: list[str], item: Any = _UNKNOWN) -> Any:
     """``"Key.$": path`` as ``"Key": <its value>``; a path without a known value (an earlier state's output,
     ``$$.Execution.StartTime``, ``$$.Task.Token``) is kept and listed in ``unresolved``."""
     if isinstance(value, list):
-        return [_with_input(entry, state_input, start, unresolved, item) for entry in value]
+        return [_with_input(entry, state_input, unresolved, item) for entry in value]
     if not isinstance(value, dict):
         return value
     result = {}
     for key, entry in value.items():
         if key.endswith(".$") and isinstance(entry, str):
-            resolved = _path_value(entry, state_input, start, item)
+            resolved = _path_value(entry, state_input, item)
             if resolved is _UNKNOWN:
                 unresolved.append(entry)
                 result[key] = entry
             else:
                 result[key[:-2]] = resolved
         else:
-            result[key] = _with_input(entry, state_input, start, unresolved, item)
+            result[key] = _with_input(entry, state_input, unresolved, item)
     return result
 
 
-def _path_value(path: Any, state_input: Any, start: datetime, item: Any) -> Any:
+def _path_value(path: Any, state_input: Any, item: Any) -> Any:
     """A JSONPath's value: over the state input (one field deep) or the Map item."""
     if path == "$$.Map.Item.Value":
         return item

@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from ecsjobs.importer.source_times import UnknownFires, dst_differences, rate_as_cron, source_fires
+from ecsjobs.importer.source_times import dst_differences, rate_as_cron, unknown_phase
 from ecsjobs.importer.sources import Source, SourceError
 from ecsjobs.models import Environment
 from ecsjobs.schedules import next_fire_times
@@ -301,11 +301,7 @@ def _rate(source: Source, imported: Imported) -> str:
             return cron
         why = f"it counts from StartDate {source.start.isoformat()}, which no cron(...) can say"
     else:
-        try:
-            source_fires(source, source.start or datetime.now(UTC), 1)
-            why = ""
-        except UnknownFires as err:
-            why = str(err)
+        why = unknown_phase(source) or ""
     imported.note(
         "review",
         "ScheduleExpression",

@@ -137,7 +137,7 @@ def _scheduler_cron_fires(source: Source, lower: datetime, n: int) -> list[Fire]
     timetable = EventBridgeCronTimetable(source.expression or "", timezone=timezone)
     for local in timetable.local_times(lower.astimezone(zone).date() - timedelta(days=1)):
         first, second = (local.replace(tzinfo=zone, fold=fold).astimezone(UTC) for fold in (0, 1))
-        if first.astimezone(zone).replace(tzinfo=None) != local:
+        if not _exists(local, zone):
             continue  # skipped by the change to daylight saving time: Scheduler skips it too
         if second <= lower:
             continue
@@ -155,17 +155,23 @@ def _scheduler_cron_fires(source: Source, lower: datetime, n: int) -> list[Fire]
     return sorted(fires, key=lambda fire: fire.at)
 
 
-def _rate_fires(source: Source, lower: datetime, n: int) -> list[Fire]:
+def unknown_phase(source: Source) -> str | None:
+    """Why a ``rate(...)``'s instants cannot be known from the source; None when its StartDate says them."""
     if source.kind == "rule":
-        raise UnknownFires(
-            "a rule's rate() counts from the rule's creation, which EventBridge does not return"
-        )
+        return "a rule's rate() counts from the rule's creation, which EventBridge does not return"
     if source.start is None:
         created = f" ({source.created.isoformat()})" if source.created else ""
-        raise UnknownFires(
+        return (
             f"a schedule's rate() without a StartDate counts from its creation{created}, "
             "which AWS does not document to the second"
         )
+    return None
+
+
+def _rate_fires(source: Source, lower: datetime, n: int) -> list[Fire]:
+    if why := unknown_phase(source):
+        raise UnknownFires(why)
+    assert source.start is not None
     period = rate_period(source.expression or "")
     steps = (lower - source.start) // period + 1 if lower >= source.start else 0
     fires = []
@@ -185,12 +191,17 @@ def _skipped(source: Source, day: date) -> str:
     for local in EventBridgeCronTimetable(source.expression or "", timezone=timezone).local_times(day):
         if local.date() != day:
             break
-        if local.replace(tzinfo=zone).astimezone(UTC).astimezone(zone).replace(tzinfo=None) != local:
+        if not _exists(local, zone):
             times.append(f"{local:%H:%M}")
     if not times:
         return ""
     shown = ", ".join(times[:3]) + (f" and {len(times) - 3} more" if len(times) > 3 else "")
     return f"{shown} does not exist that day in {timezone}, so Scheduler skips it; "
+
+
+def _exists(local: datetime, zone: ZoneInfo) -> bool:
+    """Whether a wall-clock time happens in ``zone`` (a change to daylight saving time skips some)."""
+    return local.replace(tzinfo=zone).astimezone(UTC).astimezone(zone).replace(tzinfo=None) == local
 
 
 def _offset(day: date, zone: ZoneInfo) -> timedelta | None:
