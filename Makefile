@@ -67,9 +67,11 @@ lock: | $(UV)
 bundle: install
 	.venv/bin/python -m ecsjobs --env prod bundle --check
 
+# ruff, and the layer and cycle contracts between the library's packages (pyproject.toml [tool.importlinter]).
 lint: install
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	.venv/bin/lint-imports --no-cache
 
 clean:
 	rm -rf .venv .venv-mwaa .tools .local

@@ -23,10 +23,10 @@ from urllib.parse import urlsplit
 import boto3
 from pydantic import TypeAdapter
 
-from ecsjobs import cli
-from ecsjobs.catalog import Catalog, JobSpec, load_catalog
-from ecsjobs.models import Environment, step_order
-from ecsjobs.render import render_requests
+from ecsjobs.build.render import render_requests
+from ecsjobs.catalog.loading import Catalog, JobSpec, load_catalog
+from ecsjobs.catalog.models import Environment, step_order
+from ecsjobs.cli import main as cli
 from local.settings import LOCAL_AWS_PORT, Ports, connections
 
 ROLE = "arn:aws:iam::123456789012:role/legacy-scheduling"

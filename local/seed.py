@@ -12,9 +12,9 @@ import argparse
 import boto3
 from botocore.exceptions import ClientError
 
-from ecsjobs import event_route
-from ecsjobs.catalog import Catalog, load_catalog
-from ecsjobs.factory import DEFAULT_LOG_STREAM_PREFIX
+from ecsjobs.build.factory import DEFAULT_LOG_STREAM_PREFIX
+from ecsjobs.catalog.loading import Catalog, load_catalog
+from ecsjobs.deploy import event_route
 from local.aws.ids import CUSTOM_ID_TAG
 from local.settings import LOCAL_AWS_PORT
 

@@ -1,10 +1,10 @@
 """Registers what the scheduler and the API server must know to load the ecsjobs DAGs (the EventBridge cron
-timetable and the steps' extra links), and the Jobs page of the Airflow UI (``ecsjobs.jobs_page``)."""
+timetable and the steps' extra links), and the Jobs page of the Airflow UI (``ecsjobs.ui.jobs_page``)."""
 
 from airflow.plugins_manager import AirflowPlugin
 
-from ecsjobs.links import EcsTaskLink, EcsTaskLogsLink
-from ecsjobs.schedules import EventBridgeCronTimetable
+from ecsjobs.catalog.schedules import EventBridgeCronTimetable
+from ecsjobs.execution.links import EcsTaskLink, EcsTaskLogsLink
 
 
 class JobsPage:
@@ -12,7 +12,7 @@ class JobsPage:
     task's process too), only the api-server serves the page, and FastAPI takes 0.2 s to import."""
 
     async def __call__(self, scope, receive, send) -> None:
-        from ecsjobs.jobs_page import app
+        from ecsjobs.ui.jobs_page import app
 
         await app(scope, receive, send)
 

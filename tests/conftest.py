@@ -92,7 +92,7 @@ def airflow_db() -> Path:
 @pytest.fixture(scope="session")
 def seeded_aws(local_aws: LocalServer) -> LocalServer:
     """The local AWS seeded from the shipped catalog, as ``make run`` seeds it."""
-    from ecsjobs.catalog import load_catalog
+    from ecsjobs.catalog.loading import load_catalog
     from local.seed import seed
 
     seed(load_catalog(REPO / "config", "local"), local_aws.url)
@@ -162,7 +162,7 @@ def run_job(config_dir: Path, monkeypatch, airflow_db, aws):
         variables = "".join(f"  {k}: {json.dumps(v)}\n" for k, v in (environment or {}).items())
         job = one_step_job(case, variables + textwrap.dedent(extra), family, container, launch, retries)
         (config_dir / "jobs" / f"{case}.yaml").write_text(job)
-        from ecsjobs.loader import load_dags
+        from ecsjobs.build.loader import load_dags
 
         clear_parsing_context(monkeypatch)  # the test's earlier run_job may have left one
         dag = load_dags()[case]

@@ -180,7 +180,7 @@ def test_success_goes_to_the_audit_log_and_metrics_only(run_job, slack, aws):
 )
 def test_slack_trouble_never_changes_the_outcome(run_job, slack, caplog, request, fault, delivered):
     slack.post("/_local/faults", {"method": "chat.postMessage", **fault})
-    caplog.set_level(logging.INFO, logger="ecsjobs.alerts")
+    caplog.set_level(logging.INFO, logger="ecsjobs.reporting.alerts")
 
     result = run_job(f"trouble_{request.node.callspec.id}", {**QUICK, "exit_code": 1})
 
@@ -215,15 +215,15 @@ def test_the_deadline_alert_is_an_airflow_deadline_that_posts_to_slack_once(slac
     """Posted once per run: a callback run again (a restarted or another triggerer) finds it claimed."""
     from airflow.sdk.definitions.deadline import DeadlineReference
 
-    from ecsjobs.alerts import run_late
-    from ecsjobs.catalog import load_catalog
-    from ecsjobs.factory import build_dags
+    from ecsjobs.build.factory import build_dags
+    from ecsjobs.catalog.loading import load_catalog
+    from ecsjobs.reporting.alerts import run_late
 
     dags = build_dags(load_catalog(REPO / "config", "local"))
     (alert,) = dags["month_end_close"].deadline
     assert alert.interval == timedelta(hours=4)
     assert alert.reference == DeadlineReference.DAGRUN_QUEUED_AT
-    assert alert.callback.path == "ecsjobs.alerts.run_late"
+    assert alert.callback.path == "ecsjobs.reporting.alerts.run_late"
     assert alert.callback.kwargs == {
         "slack_conn_id": "slack_local",
         "channel": "#finance-close",
@@ -283,7 +283,7 @@ def test_a_pipeline_publishes_its_totals_without_hiding_a_failed_step(
         {"match": {"env": {"CASE": "extract"}}, "scenario": {**QUICK, "summary": {"records_processed": 40}}},
     )
     aws.post("/_local/scenarios", {"match": {"env": {"CASE": "load"}}, "scenario": {**QUICK, "exit_code": 1}})
-    from ecsjobs.loader import load_dags
+    from ecsjobs.build.loader import load_dags
 
     dag_run = load_dags()["two_steps"].test(logical_date=datetime(2026, 4, 2, tzinfo=UTC))
 
@@ -303,7 +303,7 @@ def test_each_step_links_to_its_ecs_task_and_log_stream(run_job, aws):
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
-    from ecsjobs.links import EcsTaskLink, EcsTaskLogsLink
+    from ecsjobs.execution.links import EcsTaskLink, EcsTaskLogsLink
 
     result = run_job("linked", {**QUICK})
 
@@ -328,7 +328,7 @@ def test_each_step_links_to_its_ecs_task_and_log_stream(run_job, aws):
 
 def test_a_logs_insights_query_is_narrowed_to_the_tasks_stream():
     """Local AWS cannot run Logs Insights queries, so only the query the step would send is checked."""
-    from ecsjobs.metrics import insights_query
+    from ecsjobs.reporting.metrics import insights_query
 
     query = "fields @message\n| filter @message like /done/\n| stats count(*) as records, sum(e) as errors\n"
     assert insights_query(query, "ecs/trainer/abc123") == (
@@ -338,7 +338,7 @@ def test_a_logs_insights_query_is_narrowed_to_the_tasks_stream():
 
 
 def test_slack_markup_in_job_text_is_escaped():
-    from ecsjobs.alerts import escape
+    from ecsjobs.reporting.alerts import escape
 
     assert escape("<!channel> a&b <http://x|y>") == "&lt;!channel&gt; a&amp;b &lt;http://x|y&gt;"
 
@@ -364,8 +364,8 @@ def test_a_try_airflow_failed_after_its_ecs_task_succeeded_is_no_failure_of_the_
     says the task succeeded."""
     from airflow.sdk.exceptions import TaskDeferred
 
-    from ecsjobs.catalog import load_catalog
-    from ecsjobs.factory import build_dag
+    from ecsjobs.build.factory import build_dag
+    from ecsjobs.catalog.loading import load_catalog
     from tests.support import TaskInstance, one_step_job
 
     extra = "alerts: {events: [failure, retry]}\n"

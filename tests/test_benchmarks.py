@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from benchmarks.parse import synthetic
-from ecsjobs.catalog import load_catalog
-from ecsjobs.factory import build_dags
+from ecsjobs.build.factory import build_dags
+from ecsjobs.catalog.loading import load_catalog
 from local.settings import REPO
 
 pytestmark = pytest.mark.integration  # subprocesses or servers: not the unit lane

@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 
-from ecsjobs import bundle as mwaa
-from ecsjobs.catalog import load_catalog
+from ecsjobs.catalog.loading import load_catalog
+from ecsjobs.deploy import bundle as mwaa
 from local.settings import REPO
 from tests.support import MWAA_AIRFLOW, ON_MWAA_LANE
 
@@ -76,7 +76,7 @@ def test_plugins_zip_has_the_plugin_folder_at_its_root(built: mwaa.Bundle):
         if p.is_file() and "__pycache__" not in p.parts
     }
     assert names == expected
-    assert {".airflowignore", "ecsjobs_plugin.py", "ecsjobs/__init__.py", "ecsjobs/loader.py"} <= names
+    assert {".airflowignore", "ecsjobs_plugin.py", "ecsjobs/__init__.py", "ecsjobs/build/loader.py"} <= names
 
 
 def test_the_same_sources_give_the_same_plugins_zip(built: mwaa.Bundle, prod, tmp_path: Path):
@@ -224,7 +224,7 @@ def test_plugins_zip_and_the_dags_load_in_a_clean_mwaa_venv(
     assert mwaa.problems(report, prod, home) == []
     assert report["dag_import_errors"] == {} and report["plugin_import_errors"] == {}
     assert report["unimportable"] == []
-    assert "ecsjobs.schedules.EventBridgeCronTimetable" in report["timetables"]
+    assert "ecsjobs.catalog.schedules.EventBridgeCronTimetable" in report["timetables"]
     assert report["ecsjobs"] == str(home / "plugins" / "ecsjobs")
     assert report["environment"] == "prod" and report["config_dir"] == str(home / "dags" / "catalog")
     assert report["jobs_page"] == len(prod.jobs), "the Jobs page's app and template load from the plugins"

@@ -9,7 +9,7 @@ import pendulum
 import pytest
 from airflow.timetables.base import DataInterval, TimeRestriction
 
-from ecsjobs.catalog import CatalogError, load_catalog
+from ecsjobs.catalog.loading import CatalogError, load_catalog
 from local.settings import REPO
 
 GOOD = """\
@@ -226,7 +226,7 @@ def test_yaml_words_like_on_yes_no_stay_strings(config_dir: Path):
 def test_end_date_ends_the_dag_in_the_jobs_time_zone(config_dir: Path):
     """Naive: the job's time zone (as start_date is); with a zone: that instant. Airflow's DAG end_date then
     stops the scheduling (a fire at exactly that instant still runs)."""
-    from ecsjobs.factory import build_dags
+    from ecsjobs.build.factory import build_dags
 
     write(
         config_dir,

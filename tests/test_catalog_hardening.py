@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ecsjobs.catalog import load_catalog
-from ecsjobs.factory import build_dags
+from ecsjobs.build.factory import build_dags
+from ecsjobs.catalog.loading import load_catalog
 from local.settings import REPO
 from tests.test_catalog import GOOD, write
 from tests.test_cli import cli
@@ -202,7 +202,7 @@ def test_a_symlink_loop_is_a_problem_of_its_own(config_dir: Path):
 
 
 def test_an_account_id_yaml_reads_as_a_number_says_to_quote_it(config_dir: Path):
-    from ecsjobs.catalog import environment_problems
+    from ecsjobs.catalog.loading import environment_problems
 
     local = config_dir / "environments" / "local.yaml"
     local.write_text(local.read_text().replace('account_id: "123456789012"', "account_id: 012345670123"))

@@ -1,5 +1,5 @@
-"""Once-only claims (``ecsjobs.claims``) over HTTP against the local CloudWatch Logs, and what they guard:
-the "running late" alert of a step, sent once however many triggers reach its time."""
+"""Once-only claims (``ecsjobs.reporting.claims``) over HTTP against the local CloudWatch Logs, and what they
+guard: the "running late" alert of a step, sent once however many triggers reach its time."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import uuid
 import boto3
 import pytest
 
-from ecsjobs import claims
-from ecsjobs.alerts import Message
-from ecsjobs.triggers import EcsTaskWaitTrigger
+from ecsjobs.reporting import claims
+from ecsjobs.reporting.alerts import Message
+from ecsjobs.waiting.triggers import EcsTaskWaitTrigger
 from tests.support import wait_until
 
 pytestmark = pytest.mark.integration

@@ -129,9 +129,9 @@ def test_every_yaml_file_points_editors_at_its_schema():
 
 def test_render_matches_what_the_run_sends(aws, airflow_db, monkeypatch):
     """The dry run is the real request: run the job and compare with what reached the local AWS."""
-    from ecsjobs.catalog import load_catalog
-    from ecsjobs.loader import load_dags
-    from ecsjobs.render import render_requests
+    from ecsjobs.build.loader import load_dags
+    from ecsjobs.build.render import render_requests
+    from ecsjobs.catalog.loading import load_catalog
 
     monkeypatch.setenv("ECSJOBS_CONFIG_DIR", str(REPO / "config"))
     logical_date = datetime(2026, 3, 9, 2, tzinfo=UTC)

@@ -1,6 +1,7 @@
-"""Cost per step run (``ecsjobs.cost``): estimated from what the local ECS describes of tasks that ran on
-Fargate, Fargate Spot, ARM and EC2, at the pinned prices of ``config/prices.yaml``; the prices file's checks,
-and its refresh from an AWS Price List offer file. The audit record, metric and alert: ``test_alerts``."""
+"""Cost per step run (``ecsjobs.reporting.cost``): estimated from what the local ECS describes of tasks that
+ran on Fargate, Fargate Spot, ARM and EC2, at the pinned prices of ``config/prices.yaml``; the prices file's
+checks, and its refresh from an AWS Price List offer file. The audit record, metric and alert:
+``test_alerts``."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from ecsjobs.catalog import load_catalog, load_prices
-from ecsjobs.cli import main
-from ecsjobs.cost import estimate, pricing_for
-from ecsjobs.poller import jsonable
+from ecsjobs.catalog.loading import load_catalog, load_prices
+from ecsjobs.cli.main import main
+from ecsjobs.reporting.cost import estimate, pricing_for
+from ecsjobs.waiting.poller import jsonable
 from local.settings import REPO
 from tests.support import wait_until
 from tests.test_waiting import CLUSTER, NETWORK, QUICK

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 
-from ecsjobs.catalog import load_catalog
-from ecsjobs.factory import build_dags
-from ecsjobs.loader import load_dags
-from ecsjobs.matrix import MatrixOperator
-from ecsjobs.operators import EcsJobOperator
+from ecsjobs.build.factory import build_dags
+from ecsjobs.build.loader import load_dags
+from ecsjobs.build.matrix import MatrixOperator
+from ecsjobs.catalog.loading import load_catalog
+from ecsjobs.execution.operators import EcsJobOperator
 from local.settings import REPO
 
 
@@ -176,8 +176,8 @@ def test_building_the_dags_leaves_the_slack_client_unimported():
     code = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from ecsjobs.catalog import load_catalog\n"
-        "from ecsjobs.factory import build_dags\n"
+        "from ecsjobs.catalog.loading import load_catalog\n"
+        "from ecsjobs.build.factory import build_dags\n"
         f"assert build_dags(load_catalog(Path({str(REPO / 'config')!r}), 'local'))\n"
         "slack = ('slack_sdk', 'airflow.providers.slack.hooks')\n"
         "print(sorted(m for m in sys.modules if m.startswith(slack)))\n"

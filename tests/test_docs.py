@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ecsjobs.catalog import environment_problems, load_catalog
-from ecsjobs.factory import build_dags
+from ecsjobs.build.factory import build_dags
+from ecsjobs.catalog.loading import environment_problems, load_catalog
 from local.settings import REPO
 
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]

@@ -110,7 +110,7 @@ def test_spot_without_capacity_falls_back_to_on_demand_within_the_try(run_job, a
 
 
 def test_no_capacity_in_earlier_tries_counts_against_its_retry_budget(run_job, aws, monkeypatch):
-    from ecsjobs import operators
+    from ecsjobs.execution import operators
 
     monkeypatch.setattr(
         operators, "CAPACITY_RETRY_DELAYS", (0.1, 0.1)
@@ -182,8 +182,8 @@ def test_a_try_never_starts_a_task_while_one_runs_or_after_one_succeeded(config_
     """A try's ``execute`` run by hand, as Airflow runs it after a worker crash (the same try again), after
     the scheduler failed a try whose ECS task succeeded (apache/airflow#72716: a retry), and after a user
     cleared the step (a clear raises max_tries to the try number plus retries)."""
-    from ecsjobs.catalog import load_catalog
-    from ecsjobs.factory import build_dag
+    from ecsjobs.build.factory import build_dag
+    from ecsjobs.catalog.loading import load_catalog
 
     (config_dir / "jobs" / "crash.yaml").write_text(one_step_job("crash"))
     summary = {"records_processed": 42, "errors": 0}
@@ -232,8 +232,8 @@ def test_a_try_that_finds_its_task_late_alerts_by_the_tasks_own_start_and_once(c
     """Try 1's worker was lost right after RunTask, before its trigger ran (no alert from it): try 2 finds
     the task running and waits for it, late by the task's start, not its own; try 3, once the task has run
     past that time, adopts its success and sends the owed "running late" alert; try 4 finds it sent."""
-    from ecsjobs.catalog import load_catalog
-    from ecsjobs.factory import build_dag
+    from ecsjobs.build.factory import build_dag
+    from ecsjobs.catalog.loading import load_catalog
 
     (config_dir / "jobs" / "late_found.yaml").write_text(
         one_step_job("late_found", "expected_duration: 1s\n")
@@ -279,10 +279,10 @@ def test_a_retry_after_a_failure_with_no_retry_left_fails_without_running_the_jo
     the step's when its class has no retry left, and runs the job again only when the policy allows it."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from ecsjobs.catalog import load_catalog
-    from ecsjobs.errors import StepFailedFinally
-    from ecsjobs.factory import build_dag
-    from ecsjobs.outcome import OutcomeClass
+    from ecsjobs.build.factory import build_dag
+    from ecsjobs.catalog.loading import load_catalog
+    from ecsjobs.decisions.outcome import OutcomeClass
+    from ecsjobs.execution.failures import StepFailedFinally
 
     case = f"lostfail{started}"  # each case its own task instance, and so its own ECS tasks
     (config_dir / "jobs" / f"{case}.yaml").write_text(one_step_job(case, policy))
@@ -423,7 +423,7 @@ def test_a_step_uses_the_output_a_previous_step_logged(run_job, aws):
           INPUT: "{{ ti.xcom_pull(task_ids='extract')['output'] }}"
           EXTRACT_TASK: "{{ ti.xcom_pull(task_ids='extract', key='ecs_task_arn') }}"
     """
-    from ecsjobs.loader import load_dags  # noqa: F401 - the fixture loads the job
+    from ecsjobs.build.loader import load_dags  # noqa: F401 - the fixture loads the job
 
     result = run_job("handover", None, extra=extra)
     assert result.state == "success"
@@ -434,7 +434,7 @@ def test_a_step_uses_the_output_a_previous_step_logged(run_job, aws):
 
 SENSOR_DAG = """
 from airflow.sdk import DAG
-from ecsjobs.sensors import EcsTaskCompletionSensor
+from ecsjobs.execution.sensors import EcsTaskCompletionSensor
 
 with DAG(dag_id="external_task", schedule=None):
     EcsTaskCompletionSensor(

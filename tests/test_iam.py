@@ -1,9 +1,10 @@
 """The MWAA execution role policy: the catalog's resources only, ``*`` only where AWS needs it, enough to run.
 
-What the policy must allow is read from what runs, not from ``ecsjobs.iam``'s own derivation: the operators of
-the DAGs the catalog builds (task definitions, cluster, log groups), the monitoring sync's desired alarms, and
-the AWS calls a real job run makes against the local AWS. The policy is judged by a small evaluator of IAM's
-Allow semantics (action and resource wildcards, String/Arn conditions); no IAM service runs here.
+What the policy must allow is read from what runs, not from ``ecsjobs.deploy.iam``'s own derivation: the
+operators of the DAGs the catalog builds (task definitions, cluster, log groups), the monitoring sync's
+desired alarms, and the AWS calls a real job run makes against the local AWS. The policy is judged by a small
+evaluator of IAM's Allow semantics (action and resource wildcards, String/Arn conditions); no IAM service runs
+here.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from ecsjobs import iam, monitoring
-from ecsjobs.catalog import load_catalog
-from ecsjobs.factory import build_dags
-from ecsjobs.operators import EcsJobOperator
+from ecsjobs.build.factory import build_dags
+from ecsjobs.catalog.loading import load_catalog
+from ecsjobs.deploy import iam, monitoring
+from ecsjobs.execution.operators import EcsJobOperator
 from local.settings import REPO
 from tests.support import container_environment
 
@@ -343,7 +344,7 @@ def test_a_real_run_makes_only_calls_the_policy_allows(airflow_db, aws, ecs, mon
     call it made, as the local AWS recorded it, is granted by the policy generated for the local
     environment, and so are the resources of the ECS task it started."""
     monkeypatch.setenv("ECSJOBS_CONFIG_DIR", str(REPO / "config"))
-    from ecsjobs.loader import load_dags
+    from ecsjobs.build.loader import load_dags
 
     local = load_catalog(REPO / "config", "local")
     policy = iam.execution_role_policy(local)

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 import pytest
 import yaml
 
-from ecsjobs.catalog import load_catalog
+from ecsjobs.catalog.loading import load_catalog
 from ecsjobs.importer import import_command
 from local.settings import REPO
 from tests.support import ON_MWAA_LANE

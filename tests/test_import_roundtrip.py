@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
-from ecsjobs.catalog import JobSpec, load_catalog
-from ecsjobs.cli import main
-from ecsjobs.render import render_requests
-from ecsjobs.schedules import next_fire_times
+from ecsjobs.build.render import render_requests
+from ecsjobs.catalog.loading import JobSpec, load_catalog
+from ecsjobs.catalog.schedules import next_fire_times
+from ecsjobs.cli.main import main
 from local import legacy
 from local.settings import REPO
 from tests.support import ON_MWAA_LANE

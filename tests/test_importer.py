@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 import yaml
 
-from ecsjobs import iam
-from ecsjobs.catalog import load_catalog
-from ecsjobs.cli import main
-from ecsjobs.factory import build_dags
+from ecsjobs.build.factory import build_dags
+from ecsjobs.build.render import render_requests
+from ecsjobs.catalog.loading import load_catalog
+from ecsjobs.cli.main import main
+from ecsjobs.deploy import iam
 from ecsjobs.importer.jobfiles import edited
-from ecsjobs.render import render_requests
 from local.settings import REPO
 from tests.support import ON_MWAA_LANE
 from tests.test_iam import allows

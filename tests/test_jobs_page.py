@@ -1,5 +1,5 @@
-"""The Jobs page (``ecsjobs.jobs_page``) from a real metadata DB: a job run twice with ``dag.test()`` against
-the local AWS, its row read back from the rendered page. The page behind the api-server's login, in
+"""The Jobs page (``ecsjobs.ui.jobs_page``) from a real metadata DB: a job run twice with ``dag.test()``
+against the local AWS, its row read back from the rendered page. The page behind the api-server's login, in
 Chromium: ``tests/tier/test_tier_browser.py``."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import re
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 
-from ecsjobs import jobs_page
-from ecsjobs.catalog import load_catalog
+from ecsjobs.catalog.loading import load_catalog
+from ecsjobs.ui import jobs_page
 
 QUICK = {"provisioning": 0.1, "pending": 0.1, "duration": 0.5, "stopping": 0.2}
 JOB = "page_job"

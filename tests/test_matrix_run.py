@@ -8,7 +8,7 @@ from local.settings import REPO
 
 
 def test_a_triggered_run_fans_out_over_the_params_it_was_given(aws, airflow_db, monkeypatch):
-    from ecsjobs.loader import load_dags
+    from ecsjobs.build.loader import load_dags
 
     monkeypatch.setenv("ECSJOBS_CONFIG_DIR", str(REPO / "config"))
     aws.post("/_local/scenarios", {"match": {"family": "report-generator"}, "scenario": {"duration": 0.5}})

@@ -1,4 +1,4 @@
-"""Alarms, dashboard and saved queries from the catalog (``ecsjobs.monitoring``, ``sync-monitoring``).
+"""Alarms, dashboard and saved queries from the catalog (``ecsjobs.deploy.monitoring``, ``sync-monitoring``).
 
 The sync runs against the local AWS over HTTP, through the Airflow AWS connection as in production. Every
 test uses its own environment name, so its alarms (``ecsjobs/<env>/...``), namespace and dashboard are its
@@ -21,9 +21,9 @@ import boto3
 import pytest
 import yaml
 
-from ecsjobs import event_route
-from ecsjobs.catalog import load_catalog
-from ecsjobs.monitoring import (
+from ecsjobs.catalog.loading import load_catalog
+from ecsjobs.deploy import event_route
+from ecsjobs.deploy.monitoring import (
     MONITORING_DAG_ID,
     alarm_differences,
     desired_alarms,

@@ -14,8 +14,8 @@ from typing import Any, get_args
 
 import pytest
 
-from ecsjobs import models
-from ecsjobs.outcome import (
+from ecsjobs.catalog import models
+from ecsjobs.decisions.outcome import (
     DEFAULT_RETRIES,
     RULES,
     STOP_REASON_MAX_LENGTH,

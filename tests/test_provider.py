@@ -1,5 +1,5 @@
-"""The Amazon provider's private surface the step operator uses is where ``ecsjobs.provider`` says: this
-fails when a provider upgrade moves or changes it (``CHECKED_VERSIONS`` names the versions checked)."""
+"""The Amazon provider's private surface the step operator uses is where ``ecsjobs.execution.provider`` says:
+this fails when a provider upgrade moves or changes it (``CHECKED_VERSIONS`` names the versions checked)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from datetime import timedelta
 
 from airflow.providers.amazon.aws.operators.ecs import EcsRunTaskOperator
 
-from ecsjobs import provider
-from ecsjobs.operators import EcsJobOperator
+from ecsjobs.execution import provider
+from ecsjobs.execution.operators import EcsJobOperator
 
 ARN = "arn:aws:ecs:us-east-1:123456789012:task/batch-jobs/0123456789abcdef"
 

@@ -1,6 +1,6 @@
-"""The bundle check's network part (``ecsjobs.reach``): whether MWAA's subnets reach ECS, CloudWatch, SQS
-(with ``task_events``) and Slack, read through EC2's API from the local AWS (moto's VPCs, route tables, NAT
-gateways and VPC endpoints), and ``bundle --mwaa-subnets`` as a user runs it."""
+"""The bundle check's network part (``ecsjobs.deploy.reach``): whether MWAA's subnets reach ECS, CloudWatch,
+SQS (with ``task_events``) and Slack, read through EC2's API from the local AWS (moto's VPCs, route tables,
+NAT gateways and VPC endpoints), and ``bundle --mwaa-subnets`` as a user runs it."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from ecsjobs import reach
-from ecsjobs.catalog import load_catalog
-from ecsjobs.models import TaskEvents
+from ecsjobs.catalog.loading import load_catalog
+from ecsjobs.catalog.models import TaskEvents
+from ecsjobs.deploy import reach
 from local.settings import REPO
 
 pytestmark = pytest.mark.integration  # the local AWS as a server

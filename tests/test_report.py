@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from ecsjobs import report
-from ecsjobs.cli import main
+from ecsjobs.cli.main import main
+from ecsjobs.reporting import fleet as report
 from local.settings import REPO
 from tests.support import ON_MWAA_LANE
 

@@ -1,11 +1,12 @@
-"""The retry decisions as a table: one row per case, like the outcome table's rows (``ecsjobs.retries``)."""
+"""The retry decisions as a table: one row per case, like the outcome table's rows
+(``ecsjobs.decisions.retries``)."""
 
 from __future__ import annotations
 
 import pytest
 
-from ecsjobs.outcome import OutcomeClass as C
-from ecsjobs.retries import ADOPTION_RESERVE, Tries, decide, lost_result_was_final, on_demand
+from ecsjobs.decisions.outcome import OutcomeClass as C
+from ecsjobs.decisions.retries import ADOPTION_RESERVE, Tries, decide, lost_result_was_final, on_demand
 
 STEP_RETRIES = 2
 AIRFLOW_RETRIES = STEP_RETRIES + ADOPTION_RESERVE  # what the operator gives Airflow

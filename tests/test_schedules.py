@@ -14,7 +14,7 @@ import pytest
 from airflow.timetables.base import DataInterval, TimeRestriction
 from airflow.timetables.trigger import CronTriggerTimetable, DeltaTriggerTimetable
 
-from ecsjobs.schedules import (
+from ecsjobs.catalog.schedules import (
     EventBridgeCronTimetable,
     ScheduleError,
     describe_schedule,
@@ -431,13 +431,13 @@ def test_the_plugin_registers_the_eventbridge_timetable():
     registered = (
         plugins_manager.get_timetables_plugins()
     )  # found in the plugins folder, as the scheduler does
-    assert registered["ecsjobs.schedules.EventBridgeCronTimetable"] is EventBridgeCronTimetable
+    assert registered["ecsjobs.catalog.schedules.EventBridgeCronTimetable"] is EventBridgeCronTimetable
 
     dag = DAG(
         dag_id="job", schedule=EventBridgeCronTimetable("cron(15 10 ? * 6L *)", timezone="Europe/Berlin")
     )
     assert DagSerialization.to_dict(dag)["dag"]["timetable"] == {
-        "__type": "ecsjobs.schedules.EventBridgeCronTimetable",
+        "__type": "ecsjobs.catalog.schedules.EventBridgeCronTimetable",
         "__var": {"expression": "cron(15 10 ? * 6L *)", "timezone": "Europe/Berlin"},
     }
     # the last Fridays of January and February 2026, 10:15 in Berlin (UTC+1)

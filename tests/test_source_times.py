@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from ecsjobs.catalog.schedules import next_fire_times
 from ecsjobs.importer.source_times import (
     UnknownFires,
     dst_differences,
@@ -14,7 +15,6 @@ from ecsjobs.importer.source_times import (
     source_fires,
 )
 from ecsjobs.importer.sources import Source
-from ecsjobs.schedules import next_fire_times
 
 pytestmark = pytest.mark.unit
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from ecsjobs import poller
-from ecsjobs.state_events import (
+from ecsjobs.waiting import poller
+from ecsjobs.waiting.state_events import (
     FAST_RELEASE_SECONDS,
     VISIBILITY_TIMEOUT,
     Handling,

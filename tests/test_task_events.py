@@ -1,4 +1,5 @@
-"""Event-driven completion (``ecsjobs.state_events``, the poller's event mode) over HTTP to the local AWS.
+"""Event-driven completion (``ecsjobs.waiting.state_events``, the poller's event mode) over HTTP to the local
+AWS.
 
 The local AWS's ECS simulator puts every task state change on the local EventBridge, whose rule (created by
 ``local.seed`` from the shipped ``local`` environment, as ``sync-monitoring`` creates it) sends STOPPED
@@ -22,10 +23,11 @@ from typing import Any
 import pytest
 from aiobotocore.client import AioBaseClient
 
-from ecsjobs import event_route, poller, state_events
-from ecsjobs.catalog import load_catalog
-from ecsjobs.models import TaskEvents
-from ecsjobs.state_events import rule_pattern
+from ecsjobs.catalog.loading import load_catalog
+from ecsjobs.catalog.models import TaskEvents
+from ecsjobs.deploy import event_route
+from ecsjobs.waiting import poller, state_events
+from ecsjobs.waiting.state_events import rule_pattern
 from local.settings import REPO
 from tests.support import wait_until
 from tests.test_waiting import CLUSTER, FAMILY, NETWORK, QUICK, _trigger, _wait_all

@@ -1,4 +1,5 @@
-"""The batched ECS wait (``ecsjobs.triggers``, ``ecsjobs.poller``) over HTTP against the local AWS.
+"""The batched ECS wait (``ecsjobs.waiting.triggers``, ``ecsjobs.waiting.poller``) over HTTP against the local
+AWS.
 
 Triggers run as the triggerer runs them: their ``run()`` generators side by side in one event loop, or, as
 ``dag.test()`` does, each in its own ``asyncio.run``. Tasks are started with plain boto3 RunTask; the
@@ -21,8 +22,8 @@ import pytest
 from airflow.providers.amazon.aws.hooks.ecs import EcsHook
 from airflow.triggers.base import BaseTrigger
 
-from ecsjobs import poller
-from ecsjobs.triggers import EcsTaskWaitTrigger
+from ecsjobs.waiting import poller
+from ecsjobs.waiting.triggers import EcsTaskWaitTrigger
 from tests.support import LocalServer
 
 CLUSTER = "batch-jobs"
@@ -403,7 +404,7 @@ def test_serialize_round_trips_through_the_classpath():
 
     classpath, kwargs = trigger.serialize()
 
-    assert classpath == "ecsjobs.triggers.EcsTaskWaitTrigger"
+    assert classpath == "ecsjobs.waiting.triggers.EcsTaskWaitTrigger"
     assert _rebuilt(trigger).serialize() == (classpath, kwargs)
     assert kwargs["deadline"] == datetime(2026, 3, 2, 4, tzinfo=UTC).timestamp()
 

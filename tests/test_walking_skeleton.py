@@ -31,7 +31,7 @@ environment:
 def skeleton_dag(config_dir: Path, monkeypatch, airflow_db, aws):
     (config_dir / "jobs" / "skeleton.yaml").write_text(textwrap.dedent(JOB))
     monkeypatch.setenv("ECSJOBS_CONFIG_DIR", str(config_dir))
-    from ecsjobs.loader import load_dags
+    from ecsjobs.build.loader import load_dags
 
     return load_dags()["skeleton"]
 
@@ -39,7 +39,7 @@ def skeleton_dag(config_dir: Path, monkeypatch, airflow_db, aws):
 @pytest.fixture
 def trigger_runs(monkeypatch) -> list[str]:
     """Record each run of the waiting trigger (observing it, not replacing it)."""
-    from ecsjobs.triggers import EcsTaskWaitTrigger
+    from ecsjobs.waiting.triggers import EcsTaskWaitTrigger
 
     runs: list[str] = []
     original = EcsTaskWaitTrigger.run

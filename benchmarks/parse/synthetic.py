@@ -3,7 +3,7 @@
 The parse benchmark times building these DAGs with ``ecsjobs`` and with dag-factory, so both formats must
 describe the same DAGs. The catalog mixes jobs like the shipped one (single steps and 3-5 step pipelines,
 several schedule forms, params, networks, launch types). dag-factory's files are written from the loaded
-catalog, each task carrying the ``EcsJobOperator`` arguments of ``ecsjobs.factory.step_kwargs``; values
+catalog, each task carrying the ``EcsJobOperator`` arguments of ``ecsjobs.build.factory.step_kwargs``; values
 shared by every task go to its ``defaults.yml``, as a dag-factory user would put them. Jobs have plain steps
 only: dag-factory has no simple form for the mapped task group that a ``matrix`` job becomes. What ecsjobs
 builds on top (alert callbacks, a pipeline's metrics teardown) dag-factory's YAML cannot say; the comparison
@@ -20,12 +20,12 @@ from typing import Any
 
 import yaml
 
-from ecsjobs.catalog import Catalog, load_catalog
-from ecsjobs.factory import step_kwargs
-from ecsjobs.models import Job
+from ecsjobs.build.factory import step_kwargs
+from ecsjobs.catalog.loading import Catalog, load_catalog
+from ecsjobs.catalog.models import Job
 
 REPO = Path(__file__).resolve().parents[2]
-OPERATOR = "ecsjobs.operators.EcsJobOperator"
+OPERATOR = "ecsjobs.execution.operators.EcsJobOperator"
 
 
 def _cron(expression: str, timezone: str = "UTC") -> dict[str, Any]:
@@ -47,7 +47,10 @@ SCHEDULES: dict[str, tuple[str | None, Any]] = {
     ),
     "cron(0 22 L * ? *)": (
         None,
-        {"__type__": "ecsjobs.schedules.EventBridgeCronTimetable", "expression": "cron(0 22 L * ? *)"},
+        {
+            "__type__": "ecsjobs.catalog.schedules.EventBridgeCronTimetable",
+            "expression": "cron(0 22 L * ? *)",
+        },
     ),
     "none": (None, "none"),
 }
@@ -155,7 +158,7 @@ def write_dagfactory(catalog: Catalog, directory: Path) -> None:
 
 
 def _dag_config(job: Job) -> dict[str, Any]:
-    """The DAG arguments ``ecsjobs.factory.build_dag`` passes, as dag-factory keys."""
+    """The DAG arguments ``ecsjobs.build.factory.build_dag`` passes, as dag-factory keys."""
     return {
         "description": job.description.strip().splitlines()[0],
         "schedule": SCHEDULES[job.schedule][1],

@@ -26,7 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
 
-from ecsjobs.history import started_by_for
+from ecsjobs.execution.history import started_by_for
 from local.settings import REPO, Ports
 from local.stack import Stack
 from tests.support import free_port

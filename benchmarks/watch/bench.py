@@ -3,15 +3,15 @@ or polling, vs the provider's.
 
     PYTHONPATH=plugins:. .venv/bin/python benchmarks/watch/bench.py [--sizes 1 100 500] [--interval 6]
 
-For each N and each trigger (``ecsjobs.triggers.EcsTaskWaitTrigger`` reading the local environment's queue of
-ECS task state change events, the same trigger polling, the Amazon provider's ``TaskDoneTrigger``), one phase:
-a fresh local AWS (``python -m local.aws`` on a free port, seeded from the catalog, with the events queue and
-its rule) so that every phase meets the same server; N tasks started with RunTask, stopping evenly spread
-over ``--spread`` seconds after ``--warmup`` seconds; N triggers run side by side in one event loop, as the
-triggerer runs them, polling every ``--interval`` seconds with the same botocore config (the event mode only
-reconciles, every 60 s). Measured from the server's call log and task timeline: DescribeTasks calls per minute
-(while every task still runs, and over the whole wait), SQS ReceiveMessage and ECS ListTasks calls per minute
-while they run, the delay from a task's ``stoppedAt`` to its trigger's event, and the CPU seconds both
+For each N and each trigger (``ecsjobs.waiting.triggers.EcsTaskWaitTrigger`` reading the local environment's
+queue of ECS task state change events, the same trigger polling, the Amazon provider's ``TaskDoneTrigger``),
+one phase: a fresh local AWS (``python -m local.aws`` on a free port, seeded from the catalog, with the events
+queue and its rule) so that every phase meets the same server; N tasks started with RunTask, stopping evenly
+spread over ``--spread`` seconds after ``--warmup`` seconds; N triggers run side by side in one event loop, as
+the triggerer runs them, polling every ``--interval`` seconds with the same botocore config (the event mode
+only reconciles, every 60 s). Measured from the server's call log and task timeline: DescribeTasks calls per
+minute (while every task still runs, and over the whole wait), SQS ReceiveMessage and ECS ListTasks calls per
+minute while they run, the delay from a task's ``stoppedAt`` to its trigger's event, and the CPU seconds both
 processes spent.
 Airflow logs at WARNING for every trigger alike. Prints a Markdown table.
 
@@ -72,7 +72,7 @@ class Phase:
 
 def _trigger(kind: str, arn: str, interval: float) -> Any:
     if kind in ("ecsjobs", "events"):
-        from ecsjobs.triggers import EcsTaskWaitTrigger
+        from ecsjobs.waiting.triggers import EcsTaskWaitTrigger
 
         return EcsTaskWaitTrigger(
             cluster=CLUSTER,
@@ -168,7 +168,7 @@ def wait_main(interval: float) -> None:
 def run_phase(kind: str, n: int, args: argparse.Namespace, log_dir: Path, processes: int = 0) -> Phase:
     import boto3
 
-    from ecsjobs.catalog import load_catalog
+    from ecsjobs.catalog.loading import load_catalog
     from local.seed import seed
     from local.settings import Ports, connections
     from tests.support import LocalServer

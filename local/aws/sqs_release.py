@@ -5,7 +5,8 @@ receive" (ChangeMessageVisibility, Amazon SQS API Reference), and a long poll "r
 available" (Amazon SQS long polling). moto 5.2.5's long poll wakes only when a message is *sent*
 (``Queue.add_message`` notifies ``_messages_lock``) and otherwise looks again once a second, so a released
 message would wait up to a second for a receive already in flight. Several triggerers reading one queue
-release each other's ECS task events (``ecsjobs.state_events``); this makes the local AWS as quick as SQS.
+release each other's ECS task events (``ecsjobs.waiting.state_events``); this makes the local AWS as quick as
+SQS.
 """
 
 from __future__ import annotations

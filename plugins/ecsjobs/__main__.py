@@ -1,5 +1,5 @@
 import sys
 
-from ecsjobs.cli import main
+from ecsjobs.cli.main import main
 
 sys.exit(main())

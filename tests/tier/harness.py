@@ -17,7 +17,7 @@ from typing import Any
 import boto3
 from airflow import __version__ as airflow_version
 
-from ecsjobs.history import started_by_for
+from ecsjobs.execution.history import started_by_for
 from local.api import Api, ApiError
 from local.settings import REPO
 from local.stack import Stack

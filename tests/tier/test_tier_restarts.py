@@ -13,7 +13,7 @@ import pytest
 from airflow import __version__ as airflow_version
 from packaging.version import Version
 
-from ecsjobs.outcome import kill_stop_reason
+from ecsjobs.decisions.outcome import kill_stop_reason
 from tests.tier.harness import Tier, tag
 
 pytestmark = pytest.mark.tier

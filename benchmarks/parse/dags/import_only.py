@@ -3,5 +3,5 @@
 import airflow.sdk  # noqa: F401
 from airflow.providers.amazon.aws.operators.ecs import EcsRunTaskOperator  # noqa: F401
 
-import ecsjobs.factory  # noqa: F401
-import ecsjobs.loader  # noqa: F401
+import ecsjobs.build.factory  # noqa: F401
+import ecsjobs.build.loader  # noqa: F401

@@ -22,11 +22,12 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ecsjobs.aws import describe_aws_error
-from ecsjobs.catalog import Catalog, JobSpec, load_catalog
-from ecsjobs.factory import build_dags
+from ecsjobs.build.factory import build_dags
+from ecsjobs.catalog.loading import Catalog, JobSpec, load_catalog
 from ecsjobs.importer import jobfiles, sources
+from ecsjobs.importer.imported import Imported, pause_for_review
 from ecsjobs.importer.limits import limit_differences
-from ecsjobs.importer.mapping import Imported, map_source, pause_for_review
+from ecsjobs.importer.mapping import map_source
 
 
 def import_command(

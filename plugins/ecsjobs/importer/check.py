@@ -16,10 +16,14 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ecsjobs.catalog import Catalog, JobSpec, end_datetime, start_datetime
-from ecsjobs.history import LAUNCH_TAG, TRY_TAG
+from ecsjobs.build.render import render_requests
+from ecsjobs.catalog.loading import Catalog, JobSpec, end_datetime, start_datetime
+from ecsjobs.catalog.schedules import next_fire_times
+from ecsjobs.ecs import resource_name
+from ecsjobs.execution.history import LAUNCH_TAG, TRY_TAG
+from ecsjobs.importer.imported import job_name, used_context
 from ecsjobs.importer.limits import limit_differences
-from ecsjobs.importer.mapping import fill, job_name, tags_of, target_step, used_context
+from ecsjobs.importer.run_task import fill, tags_of, target_step
 from ecsjobs.importer.source_times import (
     UnknownFires,
     dst_differences,
@@ -29,8 +33,6 @@ from ecsjobs.importer.source_times import (
 )
 from ecsjobs.importer.sources import Source
 from ecsjobs.importer.state_machines import RUN_TASK, keeps_input, state_target, steps_of, task_states
-from ecsjobs.render import render_requests
-from ecsjobs.schedules import next_fire_times
 
 FIRES = 20
 EVENT_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
@@ -400,8 +402,8 @@ def _shape(
 ) -> dict[str, Any]:
     """The comparable request: names rather than ARNs, and only the fields that are set."""
     shape = {
-        "cluster": cluster.rsplit("/", 1)[-1],
-        "taskDefinition": task_definition.rsplit("/", 1)[-1],
+        "cluster": resource_name(cluster),
+        "taskDefinition": resource_name(task_definition),
         "launch": launch,
         "network": network,
         "containers": _containers(overrides.get("containerOverrides") or []),

@@ -15,7 +15,7 @@ from typing import Literal
 
 import yaml
 
-from ecsjobs.importer.mapping import Imported
+from ecsjobs.importer.imported import Imported
 
 _FINGERPRINT = re.compile(r"^# ecsjobs-import sha256:([0-9a-f]{64})$", re.MULTILINE)
 

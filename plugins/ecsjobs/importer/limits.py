@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from ecsjobs.catalog import JobSpec
+from ecsjobs.catalog.loading import JobSpec
 from ecsjobs.importer.sources import Source
 from ecsjobs.importer.state_machines import steps_of, task_states
 

@@ -21,8 +21,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from ecsjobs.catalog.schedules import EventBridgeCronTimetable, next_fire_times, rate_period
 from ecsjobs.importer.sources import Source
-from ecsjobs.schedules import EventBridgeCronTimetable, next_fire_times, rate_period
 
 _TICK = timedelta(microseconds=1)
 _SUNDAY_FIRST = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")

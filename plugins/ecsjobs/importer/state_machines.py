@@ -15,10 +15,10 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from ecsjobs.importer import mapping
-from ecsjobs.importer.mapping import Imported
+from ecsjobs.catalog.models import Environment
+from ecsjobs.importer.imported import Imported, Note
+from ecsjobs.importer.run_task import ecs_settings
 from ecsjobs.importer.sources import Source
-from ecsjobs.models import Environment
 
 RUN_TASK = "arn:aws:states:::ecs:runTask"
 _PARAM = re.compile(r"^\$\.([A-Za-z_][A-Za-z0-9_]*)$")
@@ -91,10 +91,10 @@ class _Walk:
         step = step_name(name)
         self.state_input_kept = self.input_kept and state.get("InputPath", "$") == "$"
         note_start = len(self.imported.notes)
-        settings = mapping.ecs_settings(self.target(state.get("Parameters", {})), self.env, self.imported)
+        settings = ecs_settings(self.target(state.get("Parameters", {})), self.env, self.imported)
         for index in range(note_start, len(self.imported.notes)):  # say which state the note is about
             note = self.imported.notes[index]
-            self.imported.notes[index] = mapping.Note(note.level, f"{name}: {note.what}", note.detail)
+            self.imported.notes[index] = Note(note.level, f"{name}: {note.what}", note.detail)
         settings = _resolve(settings)
         settings.pop("matrix", None)
         if after:

@@ -1,0 +1,1 @@
+"""``python -m ecsjobs``: the command line."""

@@ -1,0 +1,19 @@
+"""ECS's own shapes, read the same way everywhere: the resource an ARN names and the times DescribeTasks
+reports."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def resource_name(arn: str) -> str:
+    """The resource at the end of an ECS ARN: a cluster's name, a task's ID, a task definition's
+    ``family:revision``. A bare name (as a catalog or a RunTask call may give) is returned as it is."""
+    return arn.rsplit("/", 1)[-1]
+
+
+def moment(value: str | datetime) -> datetime:
+    """A DescribeTasks time, timezone-aware: a datetime from boto3, ISO 8601 text once it went through a
+    trigger event or XCom (naive text is UTC)."""
+    parsed = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

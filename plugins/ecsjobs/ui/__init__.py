@@ -1,0 +1,1 @@
+"""The Airflow UI's Jobs page."""
