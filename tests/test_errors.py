@@ -21,7 +21,9 @@ PROBLEM = Problem(Path("config/jobs/x.yaml"), 3, 5, "schedule", "not a cron expr
     ("error", "fields"),
     [
         pytest.param(StepFailed("out of memory", OUTCOME), {"outcome": OUTCOME}, id="StepFailed"),
-        pytest.param(StepFailedFinally("no retry left", OUTCOME), {"outcome": OUTCOME}, id="StepFailedFinally"),
+        pytest.param(
+            StepFailedFinally("no retry left", OUTCOME), {"outcome": OUTCOME}, id="StepFailedFinally"
+        ),
         pytest.param(CatalogError([PROBLEM]), {"problems": [PROBLEM]}, id="CatalogError"),
         pytest.param(
             YamlFileError(Path("config/jobs/x.yaml"), 2, 1, "mapping values are not allowed here"),

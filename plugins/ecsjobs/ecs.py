@@ -1,9 +1,25 @@
-"""ECS's own shapes, read the same way everywhere: the resource an ARN names and the times DescribeTasks
-reports."""
+"""ECS's own shapes, read the same way everywhere: a task's status, the resource an ARN names and the times
+DescribeTasks reports."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
+
+
+class TaskStatus(StrEnum):
+    """A task's ``lastStatus`` or ``desiredStatus``: the lifecycle of the ECS Developer Guide's page "Amazon
+    ECS task lifecycle". A ``StrEnum``, so it equals the text DescribeTasks and task events carry."""
+
+    PROVISIONING = "PROVISIONING"
+    PENDING = "PENDING"
+    ACTIVATING = "ACTIVATING"
+    RUNNING = "RUNNING"
+    DEACTIVATING = "DEACTIVATING"
+    STOPPING = "STOPPING"
+    DEPROVISIONING = "DEPROVISIONING"
+    STOPPED = "STOPPED"
+    DELETED = "DELETED"
 
 
 def resource_name(arn: str) -> str:

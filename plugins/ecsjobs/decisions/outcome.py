@@ -16,6 +16,8 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from ecsjobs.ecs import TaskStatus
+
 if TYPE_CHECKING:
     from ecsjobs.catalog.models import RetryPolicy
 
@@ -225,7 +227,7 @@ def judge_task(
     :param main_container: the job's own container: it decides among equals and is reported when no
         container failed.
     """
-    if task.get("lastStatus") != "STOPPED":
+    if task.get("lastStatus") != TaskStatus.STOPPED:
         raise ValueError(f"ECS task {task.get('taskArn')} is {task.get('lastStatus')}, not STOPPED yet")
     containers = _essential_containers(task, essential, main_container)
     rule, deciding = next(

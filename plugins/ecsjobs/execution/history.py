@@ -10,6 +10,8 @@ from typing import Any
 
 from airflow.providers.amazon.aws.utils.identifiers import generate_uuid
 
+from ecsjobs.ecs import TaskStatus
+
 TRY_TAG = "ecsjobs:try"
 LAUNCH_TAG = "ecsjobs:launch"
 MAX_ARNS_PER_CALL = 100  # DescribeTasks' limit
@@ -24,7 +26,7 @@ def tasks_of(client: Any, cluster: str, started_by: str) -> list[dict[str, Any]]
     """Every ECS task started with ``started_by``, in any try, running or stopped, with its tags, oldest
     try first."""
     arns: list[str] = []
-    for status in ("RUNNING", "STOPPED"):
+    for status in (TaskStatus.RUNNING.value, TaskStatus.STOPPED.value):
         pages = client.get_paginator("list_tasks").paginate(
             cluster=cluster, startedBy=started_by, desiredStatus=status
         )

@@ -55,7 +55,7 @@ from ecsjobs.decisions.retries import (
     lost_result_was_final,
     on_demand,
 )
-from ecsjobs.ecs import moment, resource_name
+from ecsjobs.ecs import TaskStatus, moment, resource_name
 from ecsjobs.execution import provider
 from ecsjobs.execution.failures import StepFailed, StepFailedFinally
 from ecsjobs.execution.history import LAUNCH_TAG, TRY_TAG, started_by_for, tag, tasks_of, try_of
@@ -68,7 +68,7 @@ from ecsjobs.reporting.cost import Estimate, estimate
 from ecsjobs.reporting.metrics import insights_counts, insights_query, summary_counts
 from ecsjobs.reporting.steprun import StepRun, task_duration, task_stopped_at
 from ecsjobs.waiting.poller import DEFAULT_RECONCILE_INTERVAL
-from ecsjobs.waiting.triggers import EcsTaskWaitTrigger
+from ecsjobs.waiting.triggers import EcsTaskWaitTrigger, WaitStatus
 
 # The defer timeout is a safety net behind the trigger's own deadline, for a triggerer that never answers.
 DEFER_GRACE = timedelta(minutes=10)
@@ -204,7 +204,7 @@ class EcsJobOperator(EcsRunTaskOperator):
         self.started_by = started_by_for(ti)
         history = tasks_of(self.client, self.cluster, self.started_by)
         own = next((t for t in history if try_of(t) == ti.try_number), None)
-        running = next((t for t in history if t.get("lastStatus") != "STOPPED"), None)
+        running = next((t for t in history if t.get("lastStatus") != TaskStatus.STOPPED), None)
         if own or running:
             task = own or running
             self.arn = task["taskArn"]
@@ -289,7 +289,7 @@ class EcsJobOperator(EcsRunTaskOperator):
         return [
             t
             for t in history
-            if tries.cleared_after < try_of(t) < tries.number and t.get("lastStatus") == "STOPPED"
+            if tries.cleared_after < try_of(t) < tries.number and t.get("lastStatus") == TaskStatus.STOPPED
         ]
 
     def _judge(self, task: dict[str, Any]) -> Outcome:
@@ -302,7 +302,7 @@ class EcsJobOperator(EcsRunTaskOperator):
         For alerts about a try that Airflow failed without its result."""
         history = tasks_of(self.client, self.cluster, started_by_for(ti))
         task = next((t for t in history if try_of(t) == ti.try_number), None)
-        if task is None or task.get("lastStatus") != "STOPPED":
+        if task is None or task.get("lastStatus") != TaskStatus.STOPPED:
             return task, None
         return task, self._judge(task)
 
@@ -435,7 +435,7 @@ class EcsJobOperator(EcsRunTaskOperator):
         self.started_by = started_by_for(ti)
         self.arn = event["task_arn"]
         launch = ti.xcom_pull(task_ids=ti.task_id, key="ecs_launch", map_indexes=ti.map_index) or self.launch
-        if event["status"] == "missing":
+        if event["status"] == WaitStatus.MISSING:
             return self._finish(context, judge_missing(self.arn), launch)
         return self._finish(context, self._judge(event["task"]), launch, event["task"])
 

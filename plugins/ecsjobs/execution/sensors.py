@@ -18,7 +18,7 @@ from ecsjobs.aws import client
 from ecsjobs.decisions.outcome import judge_missing, judge_task
 from ecsjobs.execution.taskdefs import essential_containers
 from ecsjobs.waiting.poller import DEFAULT_RECONCILE_INTERVAL
-from ecsjobs.waiting.triggers import EcsTaskWaitTrigger
+from ecsjobs.waiting.triggers import EcsTaskWaitTrigger, WaitStatus
 
 
 class EcsTaskCompletionSensor(BaseSensorOperator):
@@ -69,7 +69,7 @@ class EcsTaskCompletionSensor(BaseSensorOperator):
         raise NotImplementedError("EcsTaskCompletionSensor always defers")
 
     def execute_complete(self, context, event: dict[str, Any]) -> dict[str, Any]:
-        if event["status"] == "missing":
+        if event["status"] == WaitStatus.MISSING:
             outcome = judge_missing(event["task_arn"])
         else:
             essential = self.essential_containers

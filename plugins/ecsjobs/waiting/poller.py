@@ -30,7 +30,7 @@ from airflow.providers.amazon.aws.hooks.ecs import EcsHook
 
 from ecsjobs.aws import AWS_ERRORS, backoff, is_throttling, is_transient
 from ecsjobs.comms import finished
-from ecsjobs.ecs import resource_name
+from ecsjobs.ecs import TaskStatus, resource_name
 from ecsjobs.waiting.state_events import EventListener, Handling, StateChange, release_delay
 
 log = logging.getLogger(__name__)
@@ -287,10 +287,13 @@ class Poller:
             if change.version <= self._memory.versions.get(arn, 0):
                 delete.append(change.receipt_handle)
             elif arn in self._waiters:
-                if change.task.get("lastStatus") == "STOPPED":
+                if change.task.get("lastStatus") == TaskStatus.STOPPED:
                     self._settle(arn, Sighting(change.task, now))
                 delete.append(change.receipt_handle)
-            elif change.task.get("lastStatus") != "STOPPED" or now - change.sent_at > self.reconcile_interval:
+            elif (
+                change.task.get("lastStatus") != TaskStatus.STOPPED
+                or now - change.sent_at > self.reconcile_interval
+            ):
                 delete.append(change.receipt_handle)
             else:
                 _remember(self._memory.unclaimed, arn, Sighting(change.task, now))
@@ -315,7 +318,9 @@ class Poller:
         found: set[str] = set()
         try:
             async for page in client.get_paginator("list_tasks").paginate(
-                cluster=self.cluster, desiredStatus="STOPPED", PaginationConfig={"PageSize": 100}
+                cluster=self.cluster,
+                desiredStatus=TaskStatus.STOPPED.value,
+                PaginationConfig={"PageSize": 100},
             ):
                 found.update(resource_name(arn) for arn in page.get("taskArns", []))
         except AWS_ERRORS as error:
@@ -389,7 +394,7 @@ def sightings(response: dict[str, Any], arns: list[str], detected_at: float) -> 
         task = described.get(arn)
         if task is None:
             seen[arn] = Sighting(None, detected_at)
-        elif task.get("lastStatus") == "STOPPED":
+        elif task.get("lastStatus") == TaskStatus.STOPPED:
             seen[arn] = Sighting(jsonable(task), detected_at)
     return seen
 

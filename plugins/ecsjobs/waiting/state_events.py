@@ -36,6 +36,7 @@ from airflow.providers.amazon.aws.hooks.sqs import SqsHook
 
 from ecsjobs.aws import AWS_ERRORS, backoff, is_throttling
 from ecsjobs.comms import finished
+from ecsjobs.ecs import TaskStatus
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ def rule_pattern(cluster_arn: str) -> dict[str, Any]:
     return {
         "source": [SOURCE],
         "detail-type": [DETAIL_TYPE],
-        "detail": {"clusterArn": [cluster_arn], "lastStatus": ["STOPPED"]},
+        "detail": {"clusterArn": [cluster_arn], "lastStatus": [TaskStatus.STOPPED.value]},
     }
 
 

@@ -8,6 +8,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.ecs import EcsHook
@@ -22,6 +23,16 @@ from ecsjobs.ecs import moment
 from ecsjobs.reporting.alerts import step_late
 from ecsjobs.reporting.steprun import task_stopped_at
 from ecsjobs.waiting.poller import DEFAULT_BOTOCORE_CONFIG, DEFAULT_RECONCILE_INTERVAL, Sighting, poller_for
+
+
+class WaitStatus(StrEnum):
+    """How a wait ended, the ``status`` of the trigger's event (JSON text in the event, as a ``StrEnum``)."""
+
+    STOPPED = "stopped"  # the task stopped: judge it
+    TIMED_OUT = "timed_out"  # the trigger stopped it at the step's deadline
+    KILLED = "killed"  # the trigger stopped it because a user ended the task instance
+    MISSING = "missing"  # ECS no longer describes the task
+
 
 DEFAULT_STOP_REASON = "Stopped by Airflow: the step's deadline passed"
 DEFAULT_KILL_REASON = "Stopped by Airflow: the task instance was killed by a user"
@@ -260,13 +271,13 @@ class EcsTaskWaitTrigger(BaseTrigger):
         task = sighting.task
         reason = task.get("stoppedReason") if task else None
         if task is None:
-            status = "missing"
+            status = WaitStatus.MISSING
         elif stopped_at_deadline and reason == self.stop_reason:
-            status = "timed_out"
+            status = WaitStatus.TIMED_OUT
         elif self.kill_reason is not None and reason == self.kill_reason:
-            status = "killed"
+            status = WaitStatus.KILLED
         else:  # including a task that ended on its own just before the trigger stopped it
-            status = "stopped"
+            status = WaitStatus.STOPPED
         return {
             "status": status,
             "task_arn": self.task_arn,
