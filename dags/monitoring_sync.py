@@ -3,6 +3,6 @@ step with the catalog (``ecsjobs.deploy.monitoring``; ``python -m ecsjobs sync-m
 hand)."""
 
 from ecsjobs.build.loader import environment
-from ecsjobs.deploy.monitoring import monitoring_dag
+from ecsjobs.deploy.monitoring.dag import monitoring_dag
 
 dag = monitoring_dag(environment())

@@ -26,8 +26,8 @@ from typing import Any
 
 import yaml
 
+from ecsjobs.catalog.environment import pool_name
 from ecsjobs.catalog.loading import load_catalog
-from ecsjobs.catalog.models import pool_name
 from local.settings import (
     DEFAULT_PORTS,
     REPO,

@@ -24,8 +24,9 @@ import boto3
 from pydantic import TypeAdapter
 
 from ecsjobs.build.render import render_requests
+from ecsjobs.catalog.environment import Environment
 from ecsjobs.catalog.loading import Catalog, JobSpec, load_catalog
-from ecsjobs.catalog.models import Environment, step_order
+from ecsjobs.catalog.models import step_order
 from ecsjobs.cli import main as cli
 from local.settings import LOCAL_AWS_PORT, Ports, connections
 

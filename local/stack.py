@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from ecsjobs.catalog.environment import pool_name
 from ecsjobs.catalog.loading import load_catalog
-from ecsjobs.catalog.models import pool_name
 from local import postgres
 from local.api import Api, ApiError
 from local.settings import (

@@ -9,7 +9,8 @@ import pendulum
 import pytest
 from airflow.timetables.base import DataInterval, TimeRestriction
 
-from ecsjobs.catalog.loading import CatalogError, load_catalog
+from ecsjobs.catalog.loading import load_catalog
+from ecsjobs.catalog.problems import CatalogError
 from local.settings import REPO
 
 GOOD = """\

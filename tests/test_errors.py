@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ecsjobs.catalog.loading import CatalogError, Problem
+from ecsjobs.catalog.problems import CatalogError, Problem
 from ecsjobs.catalog.yamlfile import YamlFileError
 from ecsjobs.decisions.outcome import Outcome, OutcomeClass
 from ecsjobs.execution.failures import StepFailed, StepFailedFinally

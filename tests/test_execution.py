@@ -110,11 +110,9 @@ def test_spot_without_capacity_falls_back_to_on_demand_within_the_try(run_job, a
 
 
 def test_no_capacity_in_earlier_tries_counts_against_its_retry_budget(run_job, aws, monkeypatch):
-    from ecsjobs.execution import operators
+    from ecsjobs.execution import starting
 
-    monkeypatch.setattr(
-        operators, "CAPACITY_RETRY_DELAYS", (0.1, 0.1)
-    )  # within a try; the test needs no wait
+    monkeypatch.setattr(starting, "CAPACITY_RETRY_DELAYS", (0.1, 0.1))  # within a try; the test needs no wait
     aws.post(
         "/_local/faults",
         {

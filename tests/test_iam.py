@@ -22,7 +22,8 @@ import pytest
 
 from ecsjobs.build.factory import build_dags
 from ecsjobs.catalog.loading import load_catalog
-from ecsjobs.deploy import iam, monitoring
+from ecsjobs.deploy import iam
+from ecsjobs.deploy.monitoring import desired as monitoring
 from ecsjobs.execution.operators import EcsJobOperator
 from local.settings import REPO
 from tests.support import container_environment

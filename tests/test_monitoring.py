@@ -23,16 +23,15 @@ import yaml
 
 from ecsjobs.catalog.loading import load_catalog
 from ecsjobs.deploy import event_route
-from ecsjobs.deploy.monitoring import (
+from ecsjobs.deploy.monitoring.apply import sync
+from ecsjobs.deploy.monitoring.desired import (
     MONITORING_DAG_ID,
-    alarm_differences,
     desired_alarms,
     desired_dashboard,
     desired_queries,
-    metric_baselines,
-    plan,
-    sync,
 )
+from ecsjobs.deploy.monitoring.live import metric_baselines
+from ecsjobs.deploy.monitoring.plan import alarm_differences, plan
 from local.settings import REPO
 
 WRITES = {

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from ecsjobs.catalog.environment import TaskEvents
 from ecsjobs.catalog.loading import load_catalog
-from ecsjobs.catalog.models import TaskEvents
 from ecsjobs.deploy import reach
 from local.settings import REPO
 

@@ -5,8 +5,19 @@ from __future__ import annotations
 
 import pytest
 
+from ecsjobs.decisions.outcome import Outcome
 from ecsjobs.decisions.outcome import OutcomeClass as C
-from ecsjobs.decisions.retries import ADOPTION_RESERVE, Tries, decide, lost_result_was_final, on_demand
+from ecsjobs.decisions.retries import (
+    ADOPTION_RESERVE,
+    Adopt,
+    Earlier,
+    Start,
+    Tries,
+    decide,
+    lost_result_was_final,
+    on_demand,
+    plan_try,
+)
 
 STEP_RETRIES = 2
 AIRFLOW_RETRIES = STEP_RETRIES + ADOPTION_RESERVE  # what the operator gives Airflow
@@ -74,3 +85,51 @@ def test_a_lost_failure_is_final_when_it_left_no_retry(cls, failures, policy, tr
 )
 def test_spot_falls_back_to_on_demand_after_its_failures(spot, fallback_after, failures, expected):
     assert on_demand(spot, fallback_after, failures) is expected
+
+
+def earlier(try_number: int, cls: C, on_demand: bool = False) -> Earlier:
+    """An earlier try's stopped ECS task that ended as ``cls``."""
+    arn = f"arn:aws:ecs:us-east-1:123456789012:task/c/try{try_number}"
+    outcome = Outcome(cls, arn, 0 if cls is C.SUCCEEDED else 1, "app", None, str(cls))
+    return Earlier({"taskArn": arn}, try_number, on_demand, outcome)
+
+
+@pytest.mark.parametrize(
+    "at, history, policy, plan",
+    [
+        pytest.param(tries(1), [], None, Start(0, 0), id="first try: start"),
+        pytest.param(tries(2), [earlier(1, C.SUCCEEDED)], None, "adopt 1", id="a lost success: adopt it"),
+        pytest.param(
+            tries(3),
+            [earlier(1, C.INFRASTRUCTURE_LOSS), earlier(2, C.SUCCEEDED)],
+            None,
+            "adopt 2",
+            id="the latest success is adopted",
+        ),
+        pytest.param(
+            tries(2), [earlier(1, C.APPLICATION_FAILURE)], None, "adopt 1", id="a final failure: adopt"
+        ),
+        pytest.param(
+            tries(2),
+            [earlier(1, C.APPLICATION_FAILURE)],
+            {"application_failure": 1},
+            Start(0, 0),
+            id="a failure with a retry left: start",
+        ),
+        pytest.param(
+            tries(3),
+            [earlier(1, C.INFRASTRUCTURE_LOSS), earlier(2, C.INFRASTRUCTURE_LOSS, on_demand=True)],
+            None,
+            Start(1, 0),
+            id="only Spot tasks count as Spot losses",
+        ),
+        pytest.param(tries(3), [earlier(2, C.FAILED_TO_START)], None, Start(0, 1), id="try 1 had no task"),
+        pytest.param(tries(4, cleared_after=3), [], None, Start(0, 0), id="after a clear: start afresh"),
+    ],
+)
+def test_a_try_adopts_a_lost_result_or_starts_its_own_task(at, history, policy, plan):
+    planned = plan_try(at, history, policy)
+    if isinstance(plan, str):
+        assert isinstance(planned, Adopt) and f"adopt {planned.earlier.try_number}" == plan
+    else:
+        assert planned == plan

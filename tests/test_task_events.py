@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 from aiobotocore.client import AioBaseClient
 
+from ecsjobs.catalog.environment import TaskEvents
 from ecsjobs.catalog.loading import load_catalog
-from ecsjobs.catalog.models import TaskEvents
 from ecsjobs.deploy import event_route
 from ecsjobs.waiting import poller, state_events
 from ecsjobs.waiting.state_events import rule_pattern

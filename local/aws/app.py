@@ -31,13 +31,11 @@ from urllib.parse import parse_qs
 
 import botocore.exceptions
 import botocore.session
-from moto.ecs.models import ecs_backends
-from moto.iam.models import get_account_id_from
-from moto.utilities.utils import get_partition
 from werkzeug.wrappers import Request, Response
 
 from local.aws.ecs_sim import Simulator, effective_launch, frozen_clock
 from local.aws.faults import Faults, fault_reply
+from local.aws.moto_surface import ecs_backends, get_account_id_from, get_partition
 from local.aws.rules import Facts
 
 ECS_TARGET = "AmazonEC2ContainerServiceV20141113"

@@ -23,14 +23,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from moto.ec2 import ec2_backends
-from moto.ecs import models as ecs_models
-from moto.ecs.exceptions import InvalidParameterException
-from moto.logs import logs_backends
-from moto.logs.exceptions import ResourceNotFoundException
-from moto.moto_api._internal import mock_random
-from moto.utilities.utils import get_partition
-
+from local.aws.moto_surface import (
+    InvalidParameterException,
+    ResourceNotFoundException,
+    ec2_backends,
+    ecs_models,
+    get_partition,
+    logs_backends,
+    mock_random,
+)
 from local.aws.rules import Facts, RuleBook, matches, validate_match, validate_times
 from local.aws.scenarios import (
     DEFAULT_SCENARIO,

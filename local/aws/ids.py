@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from moto.ec2.models import security_groups, subnets
+from local.aws.moto_surface import security_groups, subnets
 
 CUSTOM_ID_TAG = "_custom_id_"
 _pending = threading.local()

@@ -13,9 +13,8 @@ import time
 import uuid
 from typing import Any
 
-from moto.logs.exceptions import InvalidParameterException, ResourceNotFoundException
-from moto.logs.models import LogsBackend
-from moto.logs.responses import LogsResponse
+from local.aws.moto_surface import LogsBackend, LogsResponse, ResourceNotFoundException
+from local.aws.moto_surface import LogsInvalidParameterException as InvalidParameterException
 
 MAX_RESULTS = 1000
 

@@ -19,12 +19,12 @@ import signal
 import threading
 from types import TracebackType
 
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from local.aws import ecs_sim, query_definitions, sqs_release, task_events
 from local.aws.app import LocalAwsApp
 from local.aws.ids import enable_custom_ids
+from local.aws.moto_surface import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from local.settings import LOCAL_AWS_PORT
 
 DEFAULT_DURATION = float(os.environ.get("LOCAL_AWS_DEFAULT_DURATION", "3"))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from moto.sqs.models import SQSBackend
+from local.aws.moto_surface import SQSBackend
 
 _original = SQSBackend.change_message_visibility
 

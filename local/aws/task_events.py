@@ -22,10 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from moto.core.serialize import JSONSerializer, XFormedAttributePicker
-from moto.core.utils import get_service_model
-from moto.events.models import events_backends
-
+from local.aws.moto_surface import JSONSerializer, XFormedAttributePicker, events_backends, get_service_model
 from local.aws.rules import Facts, RuleBook, matches, validate_match, validate_times
 
 DETAIL_TYPE = "ECS Task State Change"

@@ -13,9 +13,13 @@ from typing import Any
 from airflow.sdk import DAG, AsyncCallback, DeadlineAlert, DeadlineReference, Param, task_group
 
 from ecsjobs.build.matrix import MatrixOperator
-from ecsjobs.catalog.loading import Catalog, JobSpec, Problem, end_datetime, param_schema, start_datetime
-from ecsjobs.catalog.models import Environment, Step, StepSettings, pool_name, step_order
+from ecsjobs.catalog.checks import end_datetime, param_schema, start_datetime
+from ecsjobs.catalog.environment import Environment, pool_name
+from ecsjobs.catalog.loading import Catalog, JobSpec
+from ecsjobs.catalog.models import Step, StepSettings, step_order
+from ecsjobs.catalog.problems import Problem
 from ecsjobs.execution.operators import EcsJobOperator
+from ecsjobs.execution.results import Reporting
 from ecsjobs.reporting.alerts import DEFAULT_EVENTS, Route, StepAlertNotifier, run_late
 from ecsjobs.reporting.cost import pricing_for
 from ecsjobs.reporting.metrics import EcsJobMetricsOperator
@@ -111,8 +115,7 @@ def _steps(
             task_id=name,
             matrix=matrix,
             **step_kwargs(step, env, spec.id),
-            **signal_kwargs(step, env, env_name),
-            pricing=pricing,
+            **signal_kwargs(step, env, env_name, pricing),
         )
         for upstream in graph[name]:
             tasks[upstream] >> tasks[name]
@@ -130,8 +133,10 @@ def route(settings: StepSettings, env: Environment) -> Route:
     )
 
 
-def signal_kwargs(step: Step, env: Environment, env_name: str) -> dict[str, Any]:
-    """Where a step's signals go: audit log, metrics, Slack alerts (as callbacks and the late alert)."""
+def signal_kwargs(
+    step: Step, env: Environment, env_name: str, pricing: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Where a step's signals go: audit log, metrics, cost, Slack alerts (as callbacks and the late alert)."""
     alerts = route(step, env)
     callbacks = {
         "on_failure_callback": ("failure", {"failure", "timeout"}),
@@ -139,14 +144,17 @@ def signal_kwargs(step: Step, env: Environment, env_name: str) -> dict[str, Any]
         "on_success_callback": ("recovery", {"recovery"}),
     }
     return {
-        "environment": env_name,
-        "metrics_namespace": env.metrics_namespace,
-        "audit_log_group": env.audit_log_group,
-        "records_field": step.metrics and step.metrics.records_field,
-        "errors_field": step.metrics and step.metrics.errors_field,
-        "logs_insights_query": step.metrics and step.metrics.logs_insights_query,
-        "expected_duration": step.expected_duration,
-        "late_alert": alerts,
+        "reporting": Reporting(
+            environment=env_name,
+            metrics_namespace=env.metrics_namespace,
+            audit_log_group=env.audit_log_group,
+            records_field=step.metrics and step.metrics.records_field,
+            errors_field=step.metrics and step.metrics.errors_field,
+            logs_insights_query=step.metrics and step.metrics.logs_insights_query,
+            expected_duration=step.expected_duration,
+            late_alert=alerts,
+            pricing=pricing,
+        ),
         **{
             callback: [StepAlertNotifier(kind=kind, route=alerts)]
             for callback, (kind, events) in callbacks.items()

@@ -7,7 +7,8 @@ import os
 from airflow.sdk import DAG, get_parsing_context
 
 from ecsjobs.build.factory import build_dags
-from ecsjobs.catalog.loading import ENVIRONMENT_VAR, load_catalog, report
+from ecsjobs.catalog.loading import ENVIRONMENT_VAR, load_catalog
+from ecsjobs.catalog.problems import report
 from ecsjobs.errors import EcsJobsError
 
 VARIABLE_ENV = "AIRFLOW_VAR_ECSJOBS_ENV"  # the Airflow Variable ecsjobs_env, set through the environment

@@ -19,9 +19,11 @@ from airflow.timetables.base import DataInterval
 
 from ecsjobs.build.factory import build_dag
 from ecsjobs.build.matrix import combinations
+from ecsjobs.catalog.environment import Environment
 from ecsjobs.catalog.loading import JobSpec
-from ecsjobs.catalog.models import Environment, step_order
+from ecsjobs.catalog.models import step_order
 from ecsjobs.execution.operators import EcsJobOperator
+from ecsjobs.execution.starting import run_task_request
 
 
 def render_requests(
@@ -75,5 +77,5 @@ def render_requests(
             entry: dict[str, Any] = {"step": name, "settings": settings[name]}
             if combination is not None:
                 entry.update(map_index=map_index, matrix=combination)
-            requests.append({**entry, "request": operator.run_task_request()})
+            requests.append({**entry, "request": run_task_request(operator)})
     return requests

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from ecsjobs.catalog.models import Environment, Job, JobSettings
+from ecsjobs.catalog.environment import Environment
+from ecsjobs.catalog.models import Job, JobSettings
 from ecsjobs.catalog.prices import Prices
 
 FILES: dict[str, type[BaseModel]] = {

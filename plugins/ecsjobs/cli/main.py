@@ -25,15 +25,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ecsjobs.catalog.loading import (
-    Catalog,
-    CatalogError,
-    config_dir,
-    environment_problems,
-    load_catalog,
-    report,
-)
+from ecsjobs.catalog.loading import Catalog, config_dir, environment_problems, load_catalog
 from ecsjobs.catalog.prices import PRICES_FILE
+from ecsjobs.catalog.problems import CatalogError, report
 from ecsjobs.catalog.schema import schema_dir, schemas, write_schemas
 from ecsjobs.errors import EcsJobsError
 from ecsjobs.reporting.cost import pricing_for
@@ -111,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "render":
             return _render(load_catalog(directory, args.env), args.job, args.date, args.param)
         if args.command == "sync-monitoring":
-            from ecsjobs.deploy.monitoring import sync_command
+            from ecsjobs.deploy.monitoring.apply import sync_command
 
             return sync_command(load_catalog(directory, args.env), args.dry_run)
         if args.command == "bundle":

@@ -30,8 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ecsjobs.catalog.loading import Catalog, CatalogError
+from ecsjobs.catalog.loading import Catalog
 from ecsjobs.catalog.prices import PRICES_FILE
+from ecsjobs.catalog.problems import CatalogError
 from ecsjobs.errors import EcsJobsError
 
 REPO = Path(__file__).resolve().parents[3]

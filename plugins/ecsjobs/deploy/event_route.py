@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ecsjobs.catalog.models import Environment
+from ecsjobs.catalog.environment import Environment
 from ecsjobs.waiting.state_events import rule_pattern
 
 RETENTION_SECONDS = 900

@@ -16,8 +16,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ecsjobs.catalog.loading import Catalog, CatalogError
-from ecsjobs.deploy.monitoring import log_groups, name_prefix
+from ecsjobs.catalog.loading import Catalog
+from ecsjobs.catalog.problems import CatalogError
+from ecsjobs.deploy.monitoring.desired import log_groups, name_prefix
 from ecsjobs.ecs import resource_name
 from ecsjobs.errors import EcsJobsError
 

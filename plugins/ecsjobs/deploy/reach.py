@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ecsjobs.catalog.models import Environment
+from ecsjobs.catalog.environment import Environment
 
 DEFAULT_ROUTE = "0.0.0.0/0"
 # Route targets that take a private subnet's traffic out of the VPC (an internet gateway's does not).

@@ -12,6 +12,7 @@ from ecsjobs.errors import EcsJobsError
 
 if TYPE_CHECKING:
     from ecsjobs.decisions.outcome import Outcome
+    from ecsjobs.decisions.retries import Decision
 
 
 class StepFailed(EcsJobsError, AirflowException):
@@ -27,3 +28,11 @@ class StepFailed(EcsJobsError, AirflowException):
 
 class StepFailedFinally(StepFailed, AirflowFailException):
     """A step's try failed with ``outcome`` and no retry is left for it: Airflow fails the step."""
+
+
+def failure(outcome: Outcome, decision: Decision, lines: list[str]) -> StepFailed:
+    """The exception that fails a try: ``StepFailedFinally`` when ``decision`` retries no more; the message
+    has the outcome, the container's last log lines and why it is retried or not."""
+    message = outcome.describe() + ("\nLast log lines:\n" + "\n".join(lines) if lines else "")
+    cls = StepFailed if decision.retry else StepFailedFinally
+    return cls(f"{message}\n({decision.why})", outcome)

@@ -10,6 +10,7 @@ from typing import Any
 
 from airflow.providers.amazon.aws.utils.identifiers import generate_uuid
 
+from ecsjobs.decisions.retries import Tries
 from ecsjobs.ecs import TaskStatus
 
 TRY_TAG = "ecsjobs:try"
@@ -45,3 +46,20 @@ def tag(task: dict[str, Any], key: str) -> str | None:
 def try_of(task: dict[str, Any]) -> int:
     """The Airflow try that started an ECS task (0 if the tag is gone)."""
     return int(tag(task, TRY_TAG) or 0)
+
+
+def since_last_clear(history: list[dict[str, Any]], tries: Tries) -> list[dict[str, Any]]:
+    """The stopped ECS tasks of the earlier tries since the task instance was last cleared: the tries
+    whose failures count against the retry budgets, and whose success a retry adopts."""
+    return [
+        t
+        for t in history
+        if tries.cleared_after < try_of(t) < tries.number and t.get("lastStatus") == TaskStatus.STOPPED
+    ]
+
+
+def task_to_wait_for(history: list[dict[str, Any]], try_number: int) -> dict[str, Any] | None:
+    """This try's own task (a resumed or rescheduled try started it already), else any task still running:
+    a try never starts a task while another of its task instance runs."""
+    own = next((t for t in history if try_of(t) == try_number), None)
+    return own or next((t for t in history if t.get("lastStatus") != TaskStatus.STOPPED), None)

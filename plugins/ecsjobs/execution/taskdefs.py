@@ -13,6 +13,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from ecsjobs.decisions.outcome import Outcome, judge_task
+
 log = logging.getLogger(__name__)
 
 
@@ -57,3 +59,8 @@ def essential_containers(client: Any, task: dict[str, Any]) -> frozenset[str] | 
     """
     described = definition(client, task)
     return described.essential if described else None
+
+
+def judged(client: Any, task: dict[str, Any], main_container: str) -> Outcome:
+    """The outcome of a stopped task, every essential container of its task definition deciding."""
+    return judge_task(task, essential=essential_containers(client, task), main_container=main_container)

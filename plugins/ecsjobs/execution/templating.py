@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import jinja2
 from pendulum import instance
 
 
@@ -34,3 +35,14 @@ def with_run_dates(context: Any) -> Any:
     if ti is not None:
         context["task_instance_key_str"] = f"{ti.dag_id}__{ti.task_id}__{context['ds_nodash']}"
     return context
+
+
+def failing_field(step: Any, context: Any, jinja_env: Any) -> str:
+    """Which of ``step``'s template fields does not render (rendering a rendered field again changes
+    nothing), for the error that fails the step."""
+    for name in step.template_fields:
+        try:
+            step.render_template(getattr(step, name), context, jinja_env)
+        except jinja2.TemplateError:
+            return f"template error in {name!r}"
+    return "template error"

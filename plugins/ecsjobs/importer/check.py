@@ -11,19 +11,20 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from ecsjobs.build.render import render_requests
-from ecsjobs.catalog.loading import Catalog, JobSpec, end_datetime, start_datetime
+from ecsjobs.catalog.checks import end_datetime, start_datetime
+from ecsjobs.catalog.loading import Catalog, JobSpec
 from ecsjobs.catalog.schedules import next_fire_times
-from ecsjobs.ecs import resource_name
-from ecsjobs.execution.history import LAUNCH_TAG, TRY_TAG
-from ecsjobs.importer.imported import job_name, used_context
+from ecsjobs.importer.asl import steps_of, task_states
+from ecsjobs.importer.imported import job_name
+from ecsjobs.importer.inputs import task_inputs, with_input
 from ecsjobs.importer.limits import limit_differences
-from ecsjobs.importer.run_task import fill, tags_of, target_step
+from ecsjobs.importer.requests import essentials, source_request
+from ecsjobs.importer.run_task import target_step
 from ecsjobs.importer.source_times import (
     UnknownFires,
     dst_differences,
@@ -32,12 +33,10 @@ from ecsjobs.importer.source_times import (
     source_fires,
 )
 from ecsjobs.importer.sources import Source
-from ecsjobs.importer.state_machines import RUN_TASK, keeps_input, state_target, steps_of, task_states
+from ecsjobs.importer.state_machines import state_target
 
 FIRES = 20
-EVENT_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _TICK = timedelta(microseconds=1)
-_OWN_TAGS = {"job", TRY_TAG, LAUNCH_TAG}  # a step's, to find its tasks: never a source's
 
 
 @dataclass
@@ -189,18 +188,18 @@ def _compare_requests(
         count = int(target["EcsParameters"].get("TaskCount") or 1)
         if len(rendered) != count:
             result.differences.append(f"tasks per run: job {len(rendered)}, source {count}")
-        sent = _source_request(target, fire, spec_source)
-        _differ(_essentials(rendered[0]["request"]), sent, "request", result)
+        sent = source_request(target, fire, spec_source)
+        _differ(essentials(rendered[0]["request"]), sent, "request", result)
         return
     steps: dict[str, dict[str, Any]] = {}
     for entry in rendered:
-        steps.setdefault(entry["step"], _essentials(entry["request"]))
+        steps.setdefault(entry["step"], essentials(entry["request"]))
     for target in targets:
         step = target_step(target)
         if step not in steps:
             result.differences.append(f"target {target.get('Id')}: no step {step} in the job")
             continue
-        _differ(steps[step], _source_request(target, fire, spec_source), f"step {step} request", result)
+        _differ(steps[step], source_request(target, fire, spec_source), f"step {step} request", result)
     for step in sorted(set(steps) - {target_step(t) for t in targets}):
         result.differences.append(f"step {step}: not a target of the rule")
 
@@ -222,10 +221,10 @@ def _compare_state_machine(
         return
     steps: dict[str, list[dict[str, Any]]] = {}
     for entry in rendered:  # a matrix job has one per combination, in order
-        steps.setdefault(entry["step"], []).append(_essentials(entry["request"]))
+        steps.setdefault(entry["step"], []).append(essentials(entry["request"]))
     definition = source.definition or {}
     inputs: dict[str, list[tuple[dict[str, Any], Any]]] = {}
-    for name, state, given in _task_inputs(definition, source.execution_input or {}):
+    for name, state, given in task_inputs(definition, source.execution_input or {}):
         inputs.setdefault(name, []).append((state, given))
     for name, _state in task_states(definition):
         if name not in inputs:
@@ -243,203 +242,15 @@ def _compare_state_machine(
             continue
         for index, ((state, given), ours) in enumerate(zip(runs, steps[step], strict=True)):
             unresolved: list[str] = []
-            parameters = _with_input(state.get("Parameters", {}), given, unresolved)
+            parameters = with_input(state.get("Parameters", {}), given, unresolved)
             if unresolved:
                 result.differences.append(
                     f"state {name}: {', '.join(unresolved)} has no value the source can be shown to send (an "
                     "earlier state's output, or a value Step Functions makes as it runs)"
                 )
                 break
-            sent = _source_request(state_target(parameters, catalog.environment), fire)
+            sent = source_request(state_target(parameters, catalog.environment), fire)
             what = f"step {step} request" + (f" (item {index + 1})" if len(runs) > 1 else "")
             _differ(ours, sent, what, result)
     for step in sorted(set(steps) - set(step_of.values())):
         result.differences.append(f"step {step}: not a state of the state machine")
-
-
-_UNKNOWN: Any = object()  # a value the source's definition alone does not give (an earlier state's output)
-
-
-def _task_inputs(machine: dict[str, Any], state_input: Any) -> Iterator[tuple[str, dict[str, Any], Any]]:
-    """Each ``ecs:runTask`` state on the path from ``StartAt`` (a Choice's Default, a Map's first item) with
-    its input, as Step Functions passes input on from state to state."""
-    states, name, seen = machine.get("States", {}), machine.get("StartAt"), set()
-    while name in states and name not in seen:
-        seen.add(name)
-        state = states[name]
-        own = state_input if state.get("InputPath", "$") == "$" else _UNKNOWN
-        if state.get("Type") == "Task" and str(state.get("Resource", "")).startswith(RUN_TASK):
-            yield name, state, own
-        for branch in state.get("Branches", []):
-            yield from _task_inputs(branch, own)
-        if processor := state.get("ItemProcessor") or state.get("Iterator"):
-            for item_input in _item_inputs(state, own):
-                yield from _task_inputs(processor, item_input)
-        if state.get("Type") == "Choice":
-            name = state.get("Default")
-            continue
-        state_input = state_input if keeps_input(state) else _UNKNOWN
-        name = None if state.get("End") else state.get("Next")
-
-
-def _item_inputs(state: dict[str, Any], state_input: Any) -> list[Any]:
-    """The input a Map's processor gets for each item: the item, or its ``ItemSelector`` of it (one unknown
-    input when the items are not known from the definition and the execution input)."""
-    items = state.get("Items", state.get("ItemsPath", "$"))
-    values = items if isinstance(items, list) else _path_value(items, state_input, _UNKNOWN)
-    if not isinstance(values, list) or not values:
-        return [_UNKNOWN]
-    selector = state.get("ItemSelector") or state.get("Parameters")
-    if not selector:
-        return values
-    inputs = []
-    for value in values:
-        unresolved: list[str] = []
-        selected = _with_input(selector, state_input, unresolved, value)
-        inputs.append(_UNKNOWN if unresolved else selected)
-    return inputs
-
-
-def _with_input(value: Any, state_input: Any, unresolved: list[str], item: Any = _UNKNOWN) -> Any:
-    """``"Key.$": path`` as ``"Key": <its value>``; a path without a known value (an earlier state's output,
-    ``$$.Execution.StartTime``, ``$$.Task.Token``) is kept and listed in ``unresolved``."""
-    if isinstance(value, list):
-        return [_with_input(entry, state_input, unresolved, item) for entry in value]
-    if not isinstance(value, dict):
-        return value
-    result = {}
-    for key, entry in value.items():
-        if key.endswith(".$") and isinstance(entry, str):
-            resolved = _path_value(entry, state_input, item)
-            if resolved is _UNKNOWN:
-                unresolved.append(entry)
-                result[key] = entry
-            else:
-                result[key[:-2]] = resolved
-        else:
-            result[key] = _with_input(entry, state_input, unresolved, item)
-    return result
-
-
-def _path_value(path: Any, state_input: Any, item: Any) -> Any:
-    """A JSONPath's value: over the state input (one field deep) or the Map item."""
-    if path == "$$.Map.Item.Value":
-        return item
-    if isinstance(path, str) and path.startswith("$$.Map.Item.Value."):
-        field = path.removeprefix("$$.Map.Item.Value.")
-        return item[field] if isinstance(item, dict) and field in item else _UNKNOWN
-    if path == "$":
-        return state_input
-    if isinstance(path, str) and path.startswith("$.") and isinstance(state_input, dict):
-        return state_input.get(path[2:], _UNKNOWN)
-    return _UNKNOWN
-
-
-def _source_request(target: dict[str, Any], fire: datetime, source: Source | None = None) -> dict[str, Any]:
-    """What the rule or schedule asked ECS for at ``fire``, in :func:`_shape`: its input with the values it
-    fills in as it sends it (one not known before, such as a fresh ID, as a text no job can send)."""
-    parameters = target["EcsParameters"]
-    time = fire.astimezone(UTC).strftime(EVENT_TIME_FORMAT)
-    if "InputTransformer" in target:
-        transformer = target["InputTransformer"]
-        paths = transformer.get("InputPathsMap", {})
-        template, values = transformer["InputTemplate"], {k: time for k, v in paths.items() if v == "$.time"}
-    else:
-        template, values = target.get("Input") or "{}", {}
-    for name, value in (used_context(template, source) if source else {}).items():
-        values[name] = value.sent(time) if value.sent else f"(<{name}>: known only once sent)"
-    text = fill(template, values)
-    vpc = (parameters.get("NetworkConfiguration") or {}).get("awsvpcConfiguration")
-    return _shape(
-        target["Arn"],
-        parameters["TaskDefinitionArn"],
-        _launch(parameters.get("LaunchType"), parameters.get("CapacityProviderStrategy")),
-        _network(vpc, "Subnets", "SecurityGroups", "AssignPublicIp"),
-        json.loads(text),
-        parameters.get("PropagateTags"),
-        {
-            "platformVersion": parameters.get("PlatformVersion"),
-            "tags": tags_of(parameters.get("Tags") or []),
-            "enableExecuteCommand": parameters.get("EnableExecuteCommand"),
-            "placementConstraints": parameters.get("PlacementConstraints"),
-            "placementStrategy": parameters.get("PlacementStrategy"),
-            "group": parameters.get("Group"),
-        },
-    )
-
-
-def _essentials(request: dict[str, Any]) -> dict[str, Any]:
-    """The fields of a RunTask request a rule or schedule can set, in one comparable shape (without the
-    tags a step puts on its task to find it again)."""
-    vpc = (request.get("networkConfiguration") or {}).get("awsvpcConfiguration")
-    tags = {tag["key"]: tag["value"] for tag in request.get("tags") or [] if tag["key"] not in _OWN_TAGS}
-    return _shape(
-        request["cluster"],
-        request["taskDefinition"],
-        _launch(request.get("launchType"), request.get("capacityProviderStrategy")),
-        _network(vpc, "subnets", "securityGroups", "assignPublicIp"),
-        request.get("overrides") or {},
-        request.get("propagateTags"),
-        {
-            "platformVersion": request.get("platformVersion"),
-            "tags": tags,
-            "enableExecuteCommand": request.get("enableExecuteCommand"),
-            "placementConstraints": request.get("placementConstraints"),
-            "placementStrategy": request.get("placementStrategy"),
-            "group": request.get("group"),
-        },
-    )
-
-
-def _shape(
-    cluster: str,
-    task_definition: str,
-    launch: str,
-    network: str | None,
-    overrides: dict[str, Any],
-    propagate_tags: str | None,
-    others: dict[str, Any],
-) -> dict[str, Any]:
-    """The comparable request: names rather than ARNs, and only the fields that are set."""
-    shape = {
-        "cluster": resource_name(cluster),
-        "taskDefinition": resource_name(task_definition),
-        "launch": launch,
-        "network": network,
-        "containers": _containers(overrides.get("containerOverrides") or []),
-        "cpu": overrides.get("cpu") and str(overrides["cpu"]),
-        "memory": overrides.get("memory") and str(overrides["memory"]),
-        "propagateTags": None if propagate_tags == "NONE" else propagate_tags,
-        **others,
-    }
-    if shape.get("platformVersion") == "LATEST":  # what Fargate runs when none is given
-        shape["platformVersion"] = None
-    return {key: value for key, value in shape.items() if value}
-
-
-def _launch(launch_type: str | None, strategy: list[dict[str, Any]] | None) -> str:
-    if strategy:
-        providers = sorted(item.get("capacityProvider") or item.get("CapacityProvider") for item in strategy)
-        return "capacity providers " + ",".join(providers)
-    # neither: ECS runs the cluster's default capacity provider strategy (RunTask's capacityProviderStrategy)
-    return launch_type or "the cluster's default capacity provider strategy"
-
-
-def _network(vpc: dict[str, Any] | None, subnets: str, groups: str, public: str) -> str | None:
-    if not vpc:
-        return None
-    ip = vpc.get(public) or "DISABLED"
-    return f"subnets {sorted(vpc.get(subnets, []))}, security groups {sorted(vpc.get(groups, []))}, ip {ip}"
-
-
-def _containers(overrides: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Container overrides by name, environment as a mapping (order carries no meaning)."""
-    result = []
-    for item in overrides:
-        entry = {k: v for k, v in item.items() if k not in ("environment", "name")}
-        entry["name"] = item.get("name")
-        environment = {variable["name"]: variable["value"] for variable in item.get("environment", [])}
-        if environment:
-            entry["environment"] = environment
-        result.append(entry)
-    return sorted(result, key=lambda entry: str(entry["name"]))

@@ -11,8 +11,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from ecsjobs.catalog.loading import JobSpec
+from ecsjobs.importer.asl import steps_of, task_states
 from ecsjobs.importer.sources import Source
-from ecsjobs.importer.state_machines import steps_of, task_states
 
 _STATES_DEFAULT_TIMEOUT = timedelta(seconds=99_999_999)
 

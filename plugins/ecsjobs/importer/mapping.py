@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from ecsjobs.catalog.models import Environment
+from ecsjobs.catalog.environment import Environment
 from ecsjobs.importer.imported import Imported, job_name, matrix_environment, pause_for_review
 from ecsjobs.importer.run_task import ecs_settings, lambda_settings, target_step
 from ecsjobs.importer.schedule_keys import schedule_keys

@@ -7,7 +7,7 @@ import json
 import re
 from typing import Any
 
-from ecsjobs.catalog.models import Environment
+from ecsjobs.catalog.environment import Environment
 from ecsjobs.ecs import resource_name
 from ecsjobs.importer.imported import EVENT_TIME, TEMPLATES, Imported, Note, used_context
 from ecsjobs.importer.sources import Source

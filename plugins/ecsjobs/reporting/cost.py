@@ -15,7 +15,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ecsjobs.catalog.models import Environment
+from ecsjobs.catalog.environment import Environment
 from ecsjobs.catalog.prices import Prices
 from ecsjobs.ecs import moment
 
