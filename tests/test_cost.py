@@ -15,7 +15,7 @@ import pytest
 from ecsjobs.catalog.loading import load_catalog, load_prices
 from ecsjobs.cli.main import main
 from ecsjobs.reporting.cost import estimate, pricing_for
-from ecsjobs.waiting.poller import jsonable
+from ecsjobs.waiting.sightings import jsonable
 from local.settings import REPO
 from tests.support import wait_until
 from tests.test_waiting import CLUSTER, NETWORK, QUICK

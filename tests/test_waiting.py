@@ -22,7 +22,7 @@ import pytest
 from airflow.providers.amazon.aws.hooks.ecs import EcsHook
 from airflow.triggers.base import BaseTrigger
 
-from ecsjobs.waiting import poller
+from ecsjobs.waiting import poller, sightings
 from ecsjobs.waiting.triggers import EcsTaskWaitTrigger
 from tests.support import LocalServer
 
@@ -289,11 +289,11 @@ def test_missing_and_stopped_tasks_in_an_ecs_answer():
         "failures": [{"arn": aged_out, "reason": "MISSING"}],  # how ECS answers about an aged-out task
     }
 
-    seen = poller.sightings(response, [running, "stop", aged_out], 42.0)
+    seen = sightings.sightings(response, [running, "stop", aged_out], 42.0)
 
     assert seen == {
-        "stop": poller.Sighting({**final, "stoppedAt": "2026-03-02T02:00:05+00:00"}, 42.0),
-        aged_out: poller.Sighting(None, 42.0),
+        "stop": sightings.Sighting({**final, "stoppedAt": "2026-03-02T02:00:05+00:00"}, 42.0),
+        aged_out: sightings.Sighting(None, 42.0),
     }
 
 

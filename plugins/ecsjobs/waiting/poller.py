@@ -23,7 +23,6 @@ import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.ecs import EcsHook
@@ -31,6 +30,7 @@ from airflow.providers.amazon.aws.hooks.ecs import EcsHook
 from ecsjobs.aws import AWS_ERRORS, backoff, is_throttling, is_transient
 from ecsjobs.comms import finished
 from ecsjobs.ecs import TaskStatus, resource_name
+from ecsjobs.waiting.sightings import Sighting, sightings
 from ecsjobs.waiting.state_events import EventListener, Handling, StateChange, release_delay
 
 log = logging.getLogger(__name__)
@@ -57,14 +57,6 @@ POLL_CALL_CONFIG: dict[str, Any] = {
 
 PollerKey = tuple[str | None, str | None, str, asyncio.AbstractEventLoop]
 _pollers: dict[PollerKey, Poller] = {}
-
-
-@dataclass(frozen=True)
-class Sighting:
-    """A task's end as the poller saw it: its final description (JSON-ready), or None if ECS lost it."""
-
-    task: dict[str, Any] | None
-    detected_at: float  # epoch seconds
 
 
 @dataclass
@@ -376,35 +368,3 @@ def _remember(memory: OrderedDict[str, Any], key: str, value: Any) -> None:
     memory.move_to_end(key)
     while len(memory) > REMEMBERED_TASKS:
         memory.popitem(last=False)
-
-
-def sightings(response: dict[str, Any], arns: list[str], detected_at: float) -> dict[str, Sighting]:
-    """The requested tasks whose wait is over: STOPPED ones, and ones ECS does not know (``MISSING``).
-
-    ECS answers ``failures: [{"arn", "reason": "MISSING"}]`` for a task that aged out (about an hour after it
-    stopped) and, briefly, for one it has just started; a task in neither list is treated the same way. The
-    poller reports a missing task only after ``MISSING_GRACE``.
-    """
-    described: dict[str, dict[str, Any]] = {}
-    for task in response.get("tasks", []):
-        described[task["taskArn"]] = task
-        described[resource_name(task["taskArn"])] = task  # the request may name a task by its id
-    seen = {}
-    for arn in arns:
-        task = described.get(arn)
-        if task is None:
-            seen[arn] = Sighting(None, detected_at)
-        elif task.get("lastStatus") == TaskStatus.STOPPED:
-            seen[arn] = Sighting(jsonable(task), detected_at)
-    return seen
-
-
-def jsonable(value: Any) -> Any:
-    """A DescribeTasks answer with its datetimes as ISO 8601 strings, so that it fits in a trigger event."""
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {key: jsonable(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [jsonable(item) for item in value]
-    return value

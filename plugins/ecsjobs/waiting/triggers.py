@@ -22,7 +22,8 @@ from ecsjobs.comms import finished
 from ecsjobs.ecs import moment
 from ecsjobs.reporting.alerts import step_late
 from ecsjobs.reporting.steprun import task_stopped_at
-from ecsjobs.waiting.poller import DEFAULT_BOTOCORE_CONFIG, DEFAULT_RECONCILE_INTERVAL, Sighting, poller_for
+from ecsjobs.waiting.poller import DEFAULT_BOTOCORE_CONFIG, DEFAULT_RECONCILE_INTERVAL, poller_for
+from ecsjobs.waiting.sightings import Sighting
 
 
 class WaitStatus(StrEnum):
