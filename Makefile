@@ -67,11 +67,13 @@ lock: | $(UV)
 bundle: install
 	.venv/bin/python -m ecsjobs --env prod bundle --check
 
-# ruff, and the layer and cycle contracts between the library's packages (pyproject.toml [tool.importlinter]).
+# ruff, the layer and cycle contracts between the library's packages (pyproject.toml [tool.importlinter]) and
+# mypy, strict on the library (pyproject.toml [tool.mypy]).
 lint: install
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/lint-imports --no-cache
+	.venv/bin/mypy -p ecsjobs
 
 clean:
 	rm -rf .venv .venv-mwaa .tools .local

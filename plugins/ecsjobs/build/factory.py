@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk import DAG, AsyncCallback, DeadlineAlert, DeadlineReference, Param, task_group
+from airflow.sdk import DAG, Param, task_group
+from airflow.sdk.definitions.callback import AsyncCallback
+from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 
 from ecsjobs.build.matrix import MatrixOperator
 from ecsjobs.catalog.checks import end_datetime, param_schema, start_datetime
@@ -56,7 +58,11 @@ def build_dags(catalog: Catalog, register: bool = True) -> dict[str, DAG]:
 
 
 def build_dag(
-    spec: JobSpec, env: Environment, env_name: str, register: bool = True, pricing: dict | None = None
+    spec: JobSpec,
+    env: Environment,
+    env_name: str,
+    register: bool = True,
+    pricing: dict[str, Any] | None = None,
 ) -> DAG:
     """The job's DAG; ``pricing`` (``ecsjobs.reporting.cost.pricing_for``) lets its steps estimate what runs
     cost."""
@@ -84,10 +90,10 @@ def build_dag(
             combinations = MatrixOperator(task_id="matrix", axes=dict(job.matrix))
 
             @task_group(group_id="each")
-            def each(combination):
+            def each(combination: dict[str, Any]) -> Any:  # the group's steps, in order
                 return _steps(spec, env, env_name, pricing, matrix=combination)
 
-            steps = each.expand(combination=combinations.output)
+            steps: Any = each.expand(combination=combinations.output)
         else:
             steps = _steps(spec, env, env_name, pricing)
         if len(spec.steps) > 1:
@@ -104,7 +110,7 @@ def build_dag(
 
 
 def _steps(
-    spec: JobSpec, env: Environment, env_name: str, pricing: dict | None, matrix: Any = None
+    spec: JobSpec, env: Environment, env_name: str, pricing: dict[str, Any] | None, matrix: Any = None
 ) -> list[EcsJobOperator]:
     """The job's steps in dependency order; returns its last ones (those nothing depends on)."""
     tasks: dict[str, EcsJobOperator] = {}
@@ -148,9 +154,9 @@ def signal_kwargs(
             environment=env_name,
             metrics_namespace=env.metrics_namespace,
             audit_log_group=env.audit_log_group,
-            records_field=step.metrics and step.metrics.records_field,
-            errors_field=step.metrics and step.metrics.errors_field,
-            logs_insights_query=step.metrics and step.metrics.logs_insights_query,
+            records_field=step.metrics.records_field if step.metrics else None,
+            errors_field=step.metrics.errors_field if step.metrics else None,
+            logs_insights_query=step.metrics.logs_insights_query if step.metrics else None,
             expected_duration=step.expected_duration,
             late_alert=alerts,
             pricing=pricing,

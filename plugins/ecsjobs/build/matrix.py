@@ -53,7 +53,7 @@ class MatrixOperator(BaseOperator):
         super().__init__(**kwargs)
         self.axes = axes
 
-    def execute(self, context) -> list[dict[str, Any]]:
+    def execute(self, context: Any) -> list[dict[str, Any]]:
         try:
             result = combinations(self.axes, with_run_dates(context))
         except (ValueError, jinja2.TemplateError) as err:  # no retry makes a matrix valid

@@ -12,6 +12,7 @@ from typing import Any
 import jsonschema
 import pendulum
 
+from ecsjobs.catalog.cron import ScheduleError
 from ecsjobs.catalog.environment import Environment
 from ecsjobs.catalog.leaks import command_leak, environment_leak
 from ecsjobs.catalog.models import (
@@ -24,7 +25,7 @@ from ecsjobs.catalog.models import (
     step_order,
 )
 from ecsjobs.catalog.problems import Problem, did_you_mean, problem_at, shown
-from ecsjobs.catalog.schedules import ScheduleError, parse_schedule
+from ecsjobs.catalog.schedules import parse_schedule
 from ecsjobs.catalog.yamlfile import YamlDocument
 
 _STEP_NAME = re.compile(r"^[A-Za-z0-9_-]{1,200}$")

@@ -86,6 +86,8 @@ def parse_cron(expression: str) -> Cron:
         )
     minutes, hours = _values(minute_text, MINUTES), _values(hour_text, HOURS)
     months, years = _values(month_text, MONTH), _values(year_text, YEAR)
+    dom: str | None
+    dow: str | None
     if dow_text == "?":
         (days, dom), dow = _month_days(dom_text), "*"
     else:

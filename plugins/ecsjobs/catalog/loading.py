@@ -161,7 +161,7 @@ def job_files(folder: Path, only: str | None = None) -> tuple[dict[Path, list[Pr
     return problems, files
 
 
-def _is_folder(entry: os.DirEntry) -> bool:
+def _is_folder(entry: os.DirEntry[str]) -> bool:
     try:
         return entry.is_dir()
     except OSError:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import difflib
 import os
 import typing
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,7 +119,7 @@ def validate(
     problems: list[Problem],
     data: dict[str, Any] | None = None,
     loc_prefix: tuple[str | int, ...] = (),
-):
+) -> Any:
     try:
         return model.model_validate(doc.data if data is None else data)
     except ValidationError as err:
@@ -126,7 +127,7 @@ def validate(
             loc = loc_prefix + tuple(error["loc"])
             line, column = doc.locate(loc, value=error["type"] != "extra_forbidden")
             # Past what a report shows, the plain message: suggestions cost a comparison with every key.
-            message = _describe(error, model) if number < MAX_PROBLEMS_PER_FILE else error["msg"]
+            message = _describe(dict(error), model) if number < MAX_PROBLEMS_PER_FILE else error["msg"]
             problems.append(Problem(doc.path, line, column, ".".join(map(str, loc)), message))
         return None
 
@@ -171,6 +172,6 @@ def _flatten(annotation: Any) -> list[Any]:
     return [annotation] + [t for arg in args for t in _flatten(arg)] if args else [annotation]
 
 
-def did_you_mean(word: str, choices) -> str:
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1)
     return f"; did you mean {close[0]!r}?" if close else ""

@@ -150,7 +150,10 @@ class EventBridgeCronTimetable(Timetable):
             midnight + timedelta(hours=h, minutes=m) for h in self._cron.hours for m in self._cron.minutes
         ]
         offset = midnight.replace(tzinfo=self._zone).utcoffset()
-        if offset == (midnight + timedelta(days=1)).replace(tzinfo=self._zone).utcoffset():
+        if (
+            offset is not None
+            and offset == (midnight + timedelta(days=1)).replace(tzinfo=self._zone).utcoffset()
+        ):
             return [(local - offset).replace(tzinfo=UTC) for local in times]
         return sorted({fire for local in times for fire in self._resolve(local)})
 
@@ -179,12 +182,14 @@ def _describe(expression: str, cron: Cron) -> str:
         cron_list(cron.years, YEAR),
     )
     try:
-        return ExpressionDescriptor(
-            " ".join(fields),
-            casing_type=CasingTypeEnum.Sentence,
-            use_24hour_time_format=True,
-            day_of_week_start_index_zero=False,
-        ).get_description()
+        return str(
+            ExpressionDescriptor(
+                " ".join(fields),
+                casing_type=CasingTypeEnum.Sentence,
+                use_24hour_time_format=True,
+                day_of_week_start_index_zero=False,
+            ).get_description()
+        )
     except FormatException:
         return expression
 
@@ -305,7 +310,7 @@ def next_fire_times(expression: str | None, timezone: str, after: datetime, n: i
     schedule = parse_schedule(expression, timezone)
     if schedule is None:
         return []
-    zone, fires = ZoneInfo(timezone), []
+    zone, fires = ZoneInfo(timezone), list[datetime]()
     last: pendulum.DateTime | None = _aware(after)
     while len(fires) < n and (last := _next_run(schedule, last=last)) is not None:
         fires.append(datetime.fromtimestamp(last.timestamp(), zone))

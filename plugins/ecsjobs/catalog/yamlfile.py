@@ -35,10 +35,10 @@ class YamlDocument:
 
 
 # libyaml's parser when PyYAML was built with it: catalog files are read at every DAG parse.
-_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class CatalogLoader(_SafeLoader):
+class CatalogLoader(_SafeLoader):  # type: ignore[valid-type, misc]  # chosen at import
     """YAML as people expect in config files.
 
     Only ``true``/``false`` are booleans (``on``, ``yes``, ``no`` stay strings), and dates stay strings for

@@ -163,6 +163,7 @@ def _validate(directory: Path, environment: str | None) -> int:
         count = sum(len(problems) for problems in broken.values())
         print(f"{count} problem(s) in {len(broken)} file(s)", file=sys.stderr)
         return 1
+    assert catalog is not None  # a catalog that does not load has problems
     print(f"{len(catalog.jobs)} job(s) valid in environment {catalog.environment_name!r}")
     if pricing_for(catalog.prices, catalog.environment) is None:
         region = catalog.environment.region

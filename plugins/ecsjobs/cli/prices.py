@@ -58,8 +58,10 @@ def read_offer(location: str) -> dict[str, Any]:
     """A bulk offer file from a URL or a local path (a copy made where the price list is reachable)."""
     if location.startswith(("https://", "http://")):
         with urllib.request.urlopen(location, timeout=60) as response:  # noqa: S310 (a price list URL)
-            return json.load(response)
-    return json.loads(Path(location).read_text(encoding="utf-8"))
+            offer: dict[str, Any] = json.load(response)
+            return offer
+    offer = json.loads(Path(location).read_text(encoding="utf-8"))
+    return dict(offer)
 
 
 HEADER = """\

@@ -308,4 +308,6 @@ def _deciding(rule: Rule, task: Task, containers: list[Container]) -> Container 
     """The container a matching row reports (for a task-level row the main one), None if it does not match."""
     if rule.task is not None:
         return containers[0] if rule.task(task) else None
-    return next((container for container in containers if rule.container(container, task)), None)
+    matches = rule.container
+    assert matches is not None  # a row matches either the task or a container
+    return next((container for container in containers if matches(container, task)), None)

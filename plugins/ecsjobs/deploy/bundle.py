@@ -173,7 +173,10 @@ def resolve(bundle: Bundle, work: Path, uv: Path) -> Path:
     wanted.write_text("\n".join([*image, f"-r {bundle.requirements}"]) + "\n")
     pinned = work / "mwaa-requirements.txt"
     lock = REPO / "lock" / "mwaa.txt"
-    python = re.search(r"--python-version (\S+)", lock.read_text()).group(1)
+    found = re.search(r"--python-version (\S+)", lock.read_text())
+    if found is None:
+        raise BundleError(f"{lock} names no --python-version")
+    python = found.group(1)
     command = [str(uv), "pip", "compile", "--quiet", "--python-version", python, "--constraint", str(lock)]
     result = subprocess.run([*command, str(wanted), "-o", str(pinned)], capture_output=True, text=True)
     if result.returncode != 0:
@@ -229,7 +232,7 @@ def probe(bundle: Bundle, python: Path, home: Path) -> dict[str, Any]:
         raise BundleError(
             f"the parse in the MWAA layout failed ({result.returncode}):\n{result.stderr[-4000:]}"
         )
-    return json.loads(report.read_text())
+    return dict(json.loads(report.read_text()))
 
 
 def _probe(report: Path) -> None:
@@ -242,14 +245,14 @@ def _probe(report: Path) -> None:
     from ecsjobs.catalog.loading import config_dir
 
     plugins_folder = Path(conf.get("core", "plugins_folder"))
-    bag = DagBag(dag_folder=conf.get("core", "dags_folder"), include_examples=False)
+    bag = DagBag(dag_folder=conf.get("core", "dags_folder"), include_examples=False)  # type: ignore[call-arg]
     plugins_manager.ensure_plugins_loaded()
     sources = [*plugins_folder.rglob("*.py"), *Path(conf.get("core", "dags_folder")).rglob("*.py")]
     modules = sorted({name for path in sources for name in _imported_modules(path)})
     data = {
         "dags": {
             dag_id: sorted(
-                {task.cluster for task in dag.tasks if isinstance(getattr(task, "cluster", None), str)}
+                {task.cluster for task in dag.tasks if isinstance(getattr(task, "cluster", None), str)}  # type: ignore[union-attr]
             )
             for dag_id, dag in bag.dags.items()
         },
@@ -296,7 +299,7 @@ def _imported_modules(path: Path) -> set[str]:
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module != "__future__":
-            names.add(node.module)
+            names.add(str(node.module))
     return names
 
 

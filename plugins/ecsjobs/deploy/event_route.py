@@ -24,7 +24,7 @@ def cluster_arn(ecs: Any, env: Environment) -> str:
     found = ecs.describe_clusters(clusters=[env.cluster])["clusters"]
     if not found:
         raise LookupError(f"ECS cluster {env.cluster!r} not found in {env.region}")
-    return found[0]["clusterArn"]
+    return str(found[0]["clusterArn"])
 
 
 def arns(cluster: str, queue: str) -> tuple[str, str]:
@@ -109,7 +109,7 @@ def _queue_attributes(sqs: Any, name: str) -> dict[str, str] | None:
         url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
     except sqs.exceptions.QueueDoesNotExist:
         return None
-    return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    return dict(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"])
 
 
 def _rule(events: Any, name: str) -> dict[str, Any] | None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 from airflow.providers.amazon.aws.operators.ecs import EcsRunTaskOperator
@@ -33,6 +33,9 @@ from ecsjobs.execution.templating import failing_field, with_run_dates
 from ecsjobs.reporting.steprun import StepRun
 from ecsjobs.waiting.poller import DEFAULT_RECONCILE_INTERVAL
 from ecsjobs.waiting.triggers import WaitStatus
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
 
 
 class EcsJobOperator(EcsRunTaskOperator):
@@ -84,7 +87,7 @@ class EcsJobOperator(EcsRunTaskOperator):
         kwargs.setdefault("botocore_config", BOTOCORE_CONFIG)
         kwargs["deferrable"] = True
         super().__init__(container_name=container_name, **kwargs)
-        self.step_retries = self.retries
+        self.step_retries: int = self.retries or 0
         self.retries = self.step_retries + ADOPTION_RESERVE
         self.matrix = matrix
         self.launch = launch
@@ -101,7 +104,7 @@ class EcsJobOperator(EcsRunTaskOperator):
         self.client_token: str | None = None
         self.step_run: StepRun | None = None  # this try's result, for the alert callbacks
 
-    def render_template_fields(self, context, jinja_env=None) -> None:
+    def render_template_fields(self, context: Any, jinja_env: jinja2.Environment | None = None) -> None:
         """Render ``matrix`` first so the other fields' templates can use ``{{ matrix.<axis> }}``; a run
         without a logical date renders as of its ``run_after`` (``ecsjobs.execution.templating``). A template
         that cannot render fails the step at once as ``rejected``: no retry can fix it."""
@@ -116,12 +119,12 @@ class EcsJobOperator(EcsRunTaskOperator):
             self._finish(context, judge_rejected(f"{failing_field(self, context, jinja_env)}: {error}"))
         if self.matrix:
             self.overrides = starting.with_matrix_environment(
-                self.overrides, self.container_name, self.matrix
+                self.overrides, self.container_name or "", self.matrix
             )
 
     # -- starting -------------------------------------------------------------------------------------------
 
-    def execute(self, context):
+    def execute(self, context: Context) -> Any:
         ti = context["ti"]
         self.started_by = history.started_by_for(ti)
         tasks = history.tasks_of(self.client, self.cluster, self.started_by)
@@ -141,20 +144,20 @@ class EcsJobOperator(EcsRunTaskOperator):
             self._finish(context, started.failed, started.launch, earlier=plan.taskless_tries)
         self._waiting(context, started.launch)
 
-    def _waiting(self, context, launch: str, task: dict[str, Any] | None = None) -> None:
+    def _waiting(self, context: Context, launch: str, task: dict[str, Any] | None = None) -> None:
         """Record the task this try waits for (XCom, links), then defer to the shared poller."""
         self._record_task(context, launch)
         trigger, timeout = deferral.wait_for(self, context, launch, task)
         self.defer(trigger=trigger, method_name="execute_complete", timeout=timeout)
 
-    def _record_task(self, context, launch: str) -> None:
+    def _record_task(self, context: Context, launch: str) -> None:
         """XCom and links of the task this try waits for or adopted."""
         context["ti"].xcom_push(key="ecs_task_arn", value=self.arn)
         context["ti"].xcom_push(key="ecs_launch", value=launch)
         persist_links(self, context)
 
-    def _tries(self, ti) -> Tries:
-        return Tries(number=ti.try_number, max_tries=ti.max_tries, retries=self.retries)
+    def _tries(self, ti: Any) -> Tries:
+        return Tries(number=ti.try_number, max_tries=ti.max_tries, retries=self.retries or 0)
 
     def _earlier(self, tries: Tries, tasks: list[dict[str, Any]]) -> list[Earlier]:
         return [
@@ -163,9 +166,9 @@ class EcsJobOperator(EcsRunTaskOperator):
         ]
 
     def _judge(self, task: dict[str, Any]) -> Outcome:
-        return judged(self.client, task, self.container_name)
+        return judged(self.client, task, self.container_name or "")
 
-    def ecs_result(self, ti) -> tuple[dict[str, Any] | None, Outcome | None]:
+    def ecs_result(self, ti: Any) -> tuple[dict[str, Any] | None, Outcome | None]:
         """The ECS task ``ti``'s try started and its outcome (None while it runs); (None, None) without one.
         For alerts about a try that Airflow failed without its result."""
         tasks = history.tasks_of(self.client, self.cluster, history.started_by_for(ti))
@@ -174,7 +177,7 @@ class EcsJobOperator(EcsRunTaskOperator):
             return task, None
         return task, self._judge(task)
 
-    def _adopt(self, context, earlier: Earlier) -> Any:
+    def _adopt(self, context: Context, earlier: Earlier) -> Any:
         """Take an earlier try's result (its ECS task succeeded, or failed with no retry left) as this try's,
         without starting another task."""
         task = earlier.task
@@ -192,7 +195,8 @@ class EcsJobOperator(EcsRunTaskOperator):
 
     # -- judging --------------------------------------------------------------------------------------------
 
-    def execute_complete(self, context, event: dict[str, Any]):
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+        assert event is not None  # the trigger always sends one
         ti = context["ti"]
         self.started_by = history.started_by_for(ti)
         self.arn = event["task_arn"]
@@ -203,7 +207,7 @@ class EcsJobOperator(EcsRunTaskOperator):
 
     def _finish(
         self,
-        context,
+        context: Context,
         outcome: Outcome,
         launch: str | None = None,
         task: dict[str, Any] | None = None,
@@ -230,7 +234,7 @@ class EcsJobOperator(EcsRunTaskOperator):
             return output
         raise failure(outcome, decision, lines)
 
-    def _decide(self, ti, outcome: Outcome, earlier: int) -> Decision:
+    def _decide(self, ti: Any, outcome: Outcome, earlier: int) -> Decision:
         """The retry decision for a failed try, counting the failures of its class since the last clear."""
         tries = self._tries(ti)
         if allowed_retries(outcome.cls, self.outcome_retries) > earlier:  # else no count changes the answer

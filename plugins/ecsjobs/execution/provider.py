@@ -20,7 +20,7 @@ def logs_enabled(operator: Any) -> bool:
 
 def log_stream(operator: Any) -> str:
     """The CloudWatch log stream of the operator's container in its task (``operator.arn``)."""
-    return operator._get_logs_stream_name()
+    return str(operator._get_logs_stream_name())
 
 
 def last_log_lines(operator: Any, count: int) -> list[str]:

@@ -180,8 +180,8 @@ def _estimate(step: Any, task: dict[str, Any] | None) -> Estimate | None:
     return estimate(
         task,
         step.reporting.pricing,
-        described and described.cpu_architecture,
-        described and described.storage_gib,
+        described.cpu_architecture if described else None,
+        described.storage_gib if described else None,
     )
 
 

@@ -7,7 +7,7 @@ same batched poller as the steps and applies the same outcome table (essential c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -58,21 +58,22 @@ class EcsTaskCompletionSensor(BaseSensorOperator):
         self.events_queue = events_queue
         self.reconcile_interval = reconcile_interval
 
-    def execute(self, context) -> None:
+    def execute(self, context: Any) -> None:
         self.defer(
             trigger=EcsTaskWaitTrigger.waiting_for(self, self.task_arn, kill_reason=None),  # not ours to stop
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout),
         )
 
-    def poke(self, context) -> bool:  # the wait always defers; BaseSensorOperator requires the method
+    def poke(self, context: Any) -> bool:  # the wait always defers; BaseSensorOperator requires the method
         raise NotImplementedError("EcsTaskCompletionSensor always defers")
 
-    def execute_complete(self, context, event: dict[str, Any]) -> dict[str, Any]:
+    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        assert event is not None  # the trigger always sends one
         if event["status"] == WaitStatus.MISSING:
             outcome = judge_missing(event["task_arn"])
         else:
-            essential = self.essential_containers
+            essential: Collection[str] | None = self.essential_containers
             if essential is None:
                 ecs = client("ecs", self.aws_conn_id, self.region_name)
                 essential = essential_containers(ecs, event["task"])

@@ -73,7 +73,8 @@ def _run_task(step: Any, request: dict[str, Any]) -> dict[str, Any] | Outcome:
             f"the RunTask overrides are {length} characters; ECS allows {MAX_OVERRIDES_LENGTH}"
         )
     try:
-        return step.client.run_task(**request)
+        response: dict[str, Any] = step.client.run_task(**request)
+        return response
     except ClientError as error:
         if is_transient(error):
             raise
@@ -118,7 +119,9 @@ def run_task_request(
     return request
 
 
-def with_matrix_environment(overrides: dict, container: str, matrix: dict[str, Any]) -> dict:
+def with_matrix_environment(
+    overrides: dict[str, Any], container: str, matrix: dict[str, Any]
+) -> dict[str, Any]:
     """Add ``AXIS=value`` to the container's environment; the catalog's own variables win."""
     result = {**overrides, "containerOverrides": [dict(c) for c in overrides.get("containerOverrides", [])]}
     target = next((c for c in result["containerOverrides"] if c.get("name") == container), None)

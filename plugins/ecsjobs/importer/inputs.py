@@ -21,7 +21,7 @@ def task_inputs(machine: dict[str, Any], state_input: Any) -> Iterator[tuple[str
         state = states[name]
         own = state_input if state.get("InputPath", "$") == "$" else UNKNOWN
         if state.get("Type") == "Task" and str(state.get("Resource", "")).startswith(RUN_TASK):
-            yield name, state, own
+            yield str(name), state, own
         for branch in state.get("Branches", []):
             yield from task_inputs(branch, own)
         if processor := state.get("ItemProcessor") or state.get("Iterator"):

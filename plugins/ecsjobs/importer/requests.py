@@ -101,7 +101,9 @@ def shape(
 
 def _launch(launch_type: str | None, strategy: list[dict[str, Any]] | None) -> str:
     if strategy:
-        providers = sorted(item.get("capacityProvider") or item.get("CapacityProvider") for item in strategy)
+        providers = sorted(
+            str(item.get("capacityProvider") or item.get("CapacityProvider")) for item in strategy
+        )
         return "capacity providers " + ",".join(providers)
     # neither: ECS runs the cluster's default capacity provider strategy (RunTask's capacityProviderStrategy)
     return launch_type or "the cluster's default capacity provider strategy"

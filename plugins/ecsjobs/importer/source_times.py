@@ -124,10 +124,11 @@ def minute(moment: datetime) -> datetime:
 
 
 def _rule_fires(expression: str, lower: datetime, n: int) -> list[Fire]:
-    timetable, fires = EventBridgeCronTimetable(expression), []
-    moment: datetime | None = lower
-    while len(fires) < n and (moment := timetable.next_after(moment)) is not None:
+    timetable, fires = EventBridgeCronTimetable(expression), list[Fire]()
+    moment = timetable.next_after(lower)
+    while len(fires) < n and moment is not None:
         fires.append(Fire(minute(moment)))
+        moment = timetable.next_after(moment)
     return fires
 
 
@@ -174,7 +175,7 @@ def _rate_fires(source: Source, lower: datetime, n: int) -> list[Fire]:
     assert source.start is not None
     period = rate_period(source.expression or "")
     steps = (lower - source.start) // period + 1 if lower >= source.start else 0
-    fires = []
+    fires: list[Fire] = []
     moment = source.start + steps * period
     while len(fires) < n and (source.end is None or moment < source.end):
         fires.append(Fire(minute(moment)))

@@ -229,7 +229,10 @@ def _instant(value: Any) -> datetime | None:
         return datetime.fromtimestamp(value, UTC)
     if value is not None and not isinstance(value, datetime):
         value = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+    if value is None:
+        return None
+    instant: datetime = value
+    return instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant
 
 
 def _files(paths: Iterable[Path]) -> Iterable[Path]:

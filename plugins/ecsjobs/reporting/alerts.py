@@ -186,7 +186,7 @@ def _wait_before_retry(error: Exception, attempt: int, message: Message) -> floa
     return None
 
 
-def _hook(slack_conn_id: str):
+def _hook(slack_conn_id: str) -> Any:
     """The Slack provider's hook, imported here rather than at the top: every DAG parse imports this module,
     and the provider with slack_sdk's aiohttp client would add about 90 ms to each, for an alert few send."""
     from airflow.providers.slack.hooks.slack import SlackHook
@@ -225,7 +225,7 @@ class StepAlertNotifier(BaseNotifier):
         self.kind = kind
         self.route = route
 
-    def notify(self, context) -> None:
+    def notify(self, context: Any) -> None:
         run: StepRun | None = getattr(context.get("task"), "step_run", None)
         ti = context["ti"]
         note = None
@@ -256,20 +256,21 @@ LOST_SUCCESS = (
 )
 
 
-def _ecs_result(context) -> tuple[dict[str, Any] | None, Any]:
+def _ecs_result(context: Any) -> tuple[dict[str, Any] | None, Any]:
     """The ECS task of the callback's try and its outcome (None while it runs), if the task is a step's;
     (None, None) when it has none or it cannot be looked up: the alert is sent as it would be without it."""
     lookup = getattr(context.get("task"), "ecs_result", None)
     if lookup is None:
         return None, None
     try:
-        return lookup(context["ti"])
+        found: tuple[dict[str, Any] | None, Any] = lookup(context["ti"])
+        return found
     except Exception:
         log.warning("Could not look up the ECS task of this try", exc_info=True)
         return None, None
 
 
-def _run_without_result(context, task: dict[str, Any] | None = None, outcome: Any = None) -> StepRun:
+def _run_without_result(context: Any, task: dict[str, Any] | None = None, outcome: Any = None) -> StepRun:
     """A try that failed with no result of its own: Airflow failed it, or an error came first (a template
     that does not render, ...): the error says why, or the outcome of its ECS task when it has one."""
     error, operator = context.get("exception"), context.get("task")
@@ -296,7 +297,7 @@ async def run_late(
     slack_conn_id: str,
     channel: str,
     deadline: str,
-    context: dict | None = None,
+    context: dict[str, Any] | None = None,
     claim: dict[str, Any] | None = None,
 ) -> bool:
     """Deadline Alert callback (runs in the triggerer): the run is still going past its deadline. With a

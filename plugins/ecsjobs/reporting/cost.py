@@ -135,7 +135,7 @@ def capacity_used(task: dict[str, Any], ec2_spot_capacity_provider: str) -> str:
 def _architecture(task: dict[str, Any]) -> str | None:
     for attribute in task.get("attributes") or []:
         if attribute.get("name") == "ecs.cpu-architecture":
-            return attribute.get("value")
+            return str(attribute["value"]) if attribute.get("value") is not None else None
     return None
 
 

@@ -163,7 +163,7 @@ def _advice(
         advice.append(
             f"update expected_duration: {_duration(expected)}, but runs take {_duration(p50)} (p50) to "
             f"{_duration(p95)} (p95) over {len(succeeded)} runs; the late alert and the duration alarm's "
-            f"fallback use it; about {_duration(_minutes_up(p95))} would do"
+            f"fallback use it; about {_duration(_minutes_up(p95 or p50))} would do"
         )
     advice += _spot_advice(records)
     oom = [r for r in records if r.get("outcome") == "out_of_memory"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -68,7 +68,9 @@ def dimensions(job: str, step: str, environment: str) -> list[dict[str, str]]:
     ]
 
 
-def metric_data(job: str, step: str, environment: str, values: dict[str, float | None]) -> list[dict]:
+def metric_data(
+    job: str, step: str, environment: str, values: dict[str, float | None]
+) -> list[dict[str, Any]]:
     """PutMetricData entries of the contract's metrics; a value of None (not known) is left out."""
     return [
         {
@@ -170,7 +172,7 @@ class EcsJobMetricsOperator(BaseOperator):
         self.environment = environment
         self.step_name = step_name
 
-    def execute(self, context) -> dict[str, Any]:
+    def execute(self, context: Any) -> dict[str, Any]:
         ti, dag_run = context["ti"], context["dag_run"]
         runs = [
             run
@@ -208,7 +210,7 @@ def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list | tuple) else [value]
 
 
-def _sum(values) -> float | None:
+def _sum(values: Iterable[float | None]) -> float | None:
     present = [v for v in values if v is not None]
     return sum(present) if present else None
 

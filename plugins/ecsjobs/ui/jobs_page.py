@@ -61,7 +61,7 @@ class Run:
     def outcome(self) -> str:
         """The run's state, and the outcome class of its first step that did not succeed."""
         failed = [r.get("outcome") for r in self.records if r.get("outcome") not in (None, "succeeded")]
-        return f"{self.state}: {failed[0].replace('_', ' ')}" if failed else self.state
+        return f"{self.state}: {str(failed[0]).replace('_', ' ')}" if failed else self.state
 
 
 @dataclass

@@ -72,7 +72,7 @@ def poller_for(
     aws_conn_id: str | None,
     region_name: str | None,
     cluster: str,
-    botocore_config: dict | None = None,
+    botocore_config: dict[str, Any] | None = None,
     events_queue: str | None = None,
     reconcile_interval: float = DEFAULT_RECONCILE_INTERVAL,
 ) -> Poller:

@@ -96,7 +96,7 @@ class EcsTaskWaitTrigger(BaseTrigger):
         log_group: str | None = None,
         log_stream: str | None = None,
         log_region_name: str | None = None,
-        botocore_config: dict | None = None,
+        botocore_config: dict[str, Any] | None = None,
         late_alert: dict[str, Any] | None = None,
         not_before: float | None = None,
         events_queue: str | None = None,
@@ -209,11 +209,11 @@ class EcsTaskWaitTrigger(BaseTrigger):
 
     async def _alert_late(self) -> None:
         """Send the "running late" alert at its time; cancelled when the task stops before it."""
-        await asyncio.sleep(max(0.0, self.late_alert["at"] - time.time()))
+        await asyncio.sleep(max(0.0, self._late_at - time.time()))
         if await self._ended_in_time():
             return
         self.log.warning("ECS task %s is running late: alerting Slack.", self.task_arn)
-        await step_late(self.late_alert, self.aws_conn_id, self.region_name)
+        await step_late(self.late_alert or {}, self.aws_conn_id, self.region_name)
 
     async def _ended_in_time(self) -> bool:
         """Whether the task stopped before the alert's time though this wait has not seen it yet (its event
@@ -225,12 +225,17 @@ class EcsTaskWaitTrigger(BaseTrigger):
             return False  # unknown: better an alert than a lost one
         tasks = described.get("tasks") or []
         stopped = task_stopped_at(tasks[0] if tasks else None)
-        return stopped is not None and stopped.timestamp() <= self.late_alert["at"]
+        return stopped is not None and stopped.timestamp() <= self._late_at
+
+    @property
+    def _late_at(self) -> float:
+        """When the late alert is due (only asked while there is one)."""
+        return float((self.late_alert or {})["at"])
 
     def _ran_late(self, sighting: Sighting) -> bool:
         """Whether the task was still running at the late alert's time (its end unknown: when it was seen)."""
         stopped = task_stopped_at(sighting.task)
-        return (stopped.timestamp() if stopped else sighting.detected_at) > self.late_alert["at"]
+        return (stopped.timestamp() if stopped else sighting.detected_at) > self._late_at
 
     async def _wait(self, future: asyncio.Future[Sighting]) -> tuple[Sighting, bool]:
         """The task's end, and whether the trigger stopped it at the deadline first."""

@@ -22,28 +22,30 @@ MANAGED_BY_TAG, MANAGED_BY = "ecsjobs:managed-by", "ecsjobs"
 ENVIRONMENT_TAG, JOB_TAG = "ecsjobs:environment", "ecsjobs:job"
 
 
-def apply(result: Plan, cloudwatch: Any, logs: Any, route: tuple | None = None) -> None:
+def apply(result: Plan, cloudwatch: Any, logs: Any, route: tuple[Any, ...] | None = None) -> None:
     """Make the plan's writes: PutMetricAlarm, DeleteAlarms, PutDashboard, Put/DeleteQueryDefinition, and
     the events queue and rule (CreateQueue / SetQueueAttributes, PutRule and PutTargets)."""
     doomed: list[str] = []
     for change in sorted(result.writes, key=lambda c: c.kind == "rule"):  # the queue before its rule
+        request = change.request or {}
         if change.kind in ("queue", "rule"):
-            event_route.apply(change.kind, change.request, *route[:2])
+            assert route is not None  # a plan has queue and rule changes only with a route
+            event_route.apply(change.kind, request, *route[:2])
         elif change.kind == "alarm" and change.action == "delete":
             doomed.append(change.name)
         elif change.kind == "alarm":
-            cloudwatch.put_metric_alarm(**change.request)
+            cloudwatch.put_metric_alarm(**request)
         elif change.kind == "dashboard":
-            cloudwatch.put_dashboard(**change.request)
+            cloudwatch.put_dashboard(**request)
         elif change.action == "delete":
             logs.delete_query_definition(queryDefinitionId=change.resource_id)
         else:
-            logs.put_query_definition(**change.request)
+            logs.put_query_definition(**request)
     for start in range(0, len(doomed), 100):  # DeleteAlarms takes up to 100 names
         cloudwatch.delete_alarms(AlarmNames=doomed[start : start + 100])
 
 
-def aws_clients(catalog: Catalog) -> tuple[Any, Any, tuple | None]:
+def aws_clients(catalog: Catalog) -> tuple[Any, Any, tuple[Any, ...] | None]:
     """CloudWatch and CloudWatch Logs clients of the environment's Airflow AWS connection (in Airflow, or
     from ``AIRFLOW_CONN_*`` variables on the command line: no metadata database needed), and with
     ``task_events`` the SQS, EventBridge and ECS clients of the events route."""
@@ -57,7 +59,7 @@ def aws_clients(catalog: Catalog) -> tuple[Any, Any, tuple | None]:
 
 
 def sync(
-    catalog: Catalog, dry_run: bool = False, clients: tuple[Any, Any, tuple | None] | None = None
+    catalog: Catalog, dry_run: bool = False, clients: tuple[Any, Any, tuple[Any, ...] | None] | None = None
 ) -> Plan:
     """Plan and (unless ``dry_run``) apply. Refuses while job files are broken: their alarms would go."""
     if catalog.broken:

@@ -32,7 +32,7 @@ ALARM_PERIOD = 300  # seconds; each step run publishes one datapoint per metric 
 DEFAULT_STATISTIC = "Average"
 MONITORING_DAG_ID = "ecsjobs_monitoring_sync"
 # The fields of an alarm this sync sets, and so compares, with the value DescribeAlarms means by omitting one.
-ALARM_FIELDS = {
+ALARM_FIELDS: dict[str, Any] = {
     "AlarmDescription": None,
     "ActionsEnabled": True,
     "AlarmActions": [],
@@ -79,12 +79,14 @@ def expected_baseline(step: Step) -> Baseline | None:
     return Baseline(seconds, f"expected_duration {seconds:g} s")
 
 
-def desired_alarms(catalog: Catalog, baselines: dict[tuple[str, str], Baseline | None]) -> dict[str, dict]:
+def desired_alarms(
+    catalog: Catalog, baselines: dict[tuple[str, str], Baseline | None]
+) -> dict[str, dict[str, Any]]:
     """PutMetricAlarm arguments by alarm name, three per step, the duration alarm only for steps with a
     baseline (``expected_duration``, or a metric statistic when configured)."""
     env, env_name = catalog.environment, catalog.environment_name
     actions = [env.alarm_topic_arn] if env.alarm_topic_arn else []
-    alarms: dict[str, dict] = {}
+    alarms: dict[str, dict[str, Any]] = {}
     for job_id, spec in sorted(catalog.jobs.items()):
         tags = {MANAGED_BY_TAG: MANAGED_BY, ENVIRONMENT_TAG: env_name, JOB_TAG: job_id}
         for step_name in step_names(spec):

@@ -92,13 +92,13 @@ def _duration_statistic(
     if not points:
         return None
     if statistic == "Average":  # should CloudWatch align the window into two periods: weigh by samples
-        return sum(value * count for value, count in points) / sum(count for _, count in points)
-    return max(value for value, _ in points)  # Maximum; for a percentile the higher (safer) one
+        return float(sum(value * count for value, count in points) / sum(count for _, count in points))
+    return float(max(value for value, _ in points))  # Maximum; for a percentile the higher (safer) one
 
 
-def existing_alarms(cloudwatch: Any, environment: str) -> tuple[dict[str, dict], set[str]]:
+def existing_alarms(cloudwatch: Any, environment: str) -> tuple[dict[str, dict[str, Any]], set[str]]:
     """This environment's managed alarms by name, and the names of others under its prefix (left alone)."""
-    managed: dict[str, dict] = {}
+    managed: dict[str, dict[str, Any]] = {}
     foreign: set[str] = set()
     pages = cloudwatch.get_paginator("describe_alarms").paginate(
         AlarmNamePrefix=name_prefix(environment), AlarmTypes=["MetricAlarm"]
@@ -122,7 +122,7 @@ def existing_dashboard(cloudwatch: Any, name: str) -> dict[str, Any] | None:
         if err.response["Error"]["Code"] in ("ResourceNotFound", "ResourceNotFoundException"):
             return None
         raise
-    return json.loads(body)
+    return dict(json.loads(body))
 
 
 def existing_queries(logs: Any, environment: str) -> list[dict[str, Any]]:

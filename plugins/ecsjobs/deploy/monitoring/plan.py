@@ -74,7 +74,11 @@ class Plan:
 
 
 def plan(
-    catalog: Catalog, cloudwatch: Any, logs: Any, now: datetime | None = None, route: tuple | None = None
+    catalog: Catalog,
+    cloudwatch: Any,
+    logs: Any,
+    now: datetime | None = None,
+    route: tuple[Any, ...] | None = None,
 ) -> Plan:
     """Compare the catalog's alarms, dashboard and saved queries (and, with ``task_events`` and the ``route``
     clients SQS, EventBridge and ECS, the events queue and rule) with what exists; read-only."""
@@ -97,7 +101,9 @@ def plan(
     return result
 
 
-def _plan_alarms(result: Plan, desired: dict[str, dict], managed: dict[str, dict], foreign: set[str]) -> None:
+def _plan_alarms(
+    result: Plan, desired: dict[str, dict[str, Any]], managed: dict[str, dict[str, Any]], foreign: set[str]
+) -> None:
     env_name = result.environment
     for name, request in desired.items():
         if name in foreign:
@@ -159,7 +165,7 @@ def _plan_dashboard(result: Plan, catalog: Catalog, actual: dict[str, Any] | Non
         result.unchanged += 1
 
 
-def _plan_queries(result: Plan, desired: dict[str, dict], actual: list[dict[str, Any]]) -> None:
+def _plan_queries(result: Plan, desired: dict[str, dict[str, Any]], actual: list[dict[str, Any]]) -> None:
     by_name: dict[str, dict[str, Any]] = {}
     for query in actual:
         if query["name"] in by_name or query["name"] not in desired:  # a copy, or a job that left
