@@ -1,10 +1,49 @@
-"""ECS's own shapes, read the same way everywhere: a task's status, the resource an ARN names and the times
-DescribeTasks reports."""
+"""ECS's own shapes, read the same way everywhere: a task and its containers as DescribeTasks returns them,
+a task's status, the resource an ARN names and the times DescribeTasks reports.
+
+``EcsTask`` and ``EcsContainer`` are the fields of DescribeTasks' ``Task`` and ``Container``
+(types-boto3-ecs's ``TaskTypeDef``, ``ContainerTypeDef``) that this project reads. They are their own
+TypedDicts because a task also travels in trigger events and XCom as JSON, where its times are ISO 8601 text
+rather than datetimes: ``moment`` reads either.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any, TypedDict
+
+
+class EcsContainer(TypedDict, total=False):
+    name: str
+    lastStatus: str
+    exitCode: int
+    reason: str
+
+
+class EcsTask(TypedDict, total=False):
+    taskArn: str
+    clusterArn: str
+    taskDefinitionArn: str
+    lastStatus: str
+    desiredStatus: str
+    stopCode: str
+    stoppedReason: str
+    containers: list[EcsContainer]
+    createdAt: datetime | str
+    pullStartedAt: datetime | str
+    startedAt: datetime | str
+    stoppedAt: datetime | str
+    launchType: str
+    capacityProviderName: str
+    cpu: str
+    memory: str
+    ephemeralStorage: dict[str, Any]
+    attributes: list[dict[str, Any]]
+    tags: list[dict[str, str]]
+    group: str
+    startedBy: str
+    version: int
 
 
 class TaskStatus(StrEnum):

@@ -16,7 +16,7 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from ecsjobs.ecs import TaskStatus
+from ecsjobs.ecs import EcsContainer, EcsTask, TaskStatus
 
 if TYPE_CHECKING:
     from ecsjobs.catalog.models import RetryPolicy
@@ -130,8 +130,8 @@ class Outcome:
         return {**asdict(self), "cls": self.cls.value}
 
 
-Task = dict[str, Any]
-Container = dict[str, Any]
+Task = EcsTask
+Container = EcsContainer
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ecsjobs.decisions.outcome import Outcome, OutcomeClass, allowed_retries
+from ecsjobs.ecs import EcsTask
 
 if TYPE_CHECKING:
     from ecsjobs.catalog.models import RetryPolicy
@@ -100,7 +101,7 @@ def on_demand(spot: bool, fallback_after: int, spot_failures: int) -> bool:
 class Earlier:
     """A stopped ECS task of an earlier try since the last clear, as a try's plan reads it."""
 
-    task: dict[str, Any]
+    task: EcsTask
     try_number: int
     on_demand: bool  # it ran on demand, after Spot had failed the step
     outcome: Outcome

@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from ecsjobs.decisions.outcome import kill_stop_reason, timeout_stop_reason
+from ecsjobs.ecs import EcsTask
 from ecsjobs.execution import provider, results
 from ecsjobs.waiting.triggers import EcsTaskWaitTrigger
 
@@ -17,7 +18,7 @@ KILL_REASON = kill_stop_reason("the Airflow task was stopped (marked failed or c
 
 
 def wait_for(
-    step: Any, context: Any, launch: str, task: dict[str, Any] | None
+    step: Any, context: Any, launch: str, task: EcsTask | None
 ) -> tuple[EcsTaskWaitTrigger, timedelta | None]:
     """The trigger that waits for ``step.arn``, and the defer timeout. The deadline counts from the try's
     start; a ``task`` found running (an earlier start of this try, or an earlier try's) is late by its own

@@ -11,7 +11,7 @@ from typing import Any
 from airflow.providers.amazon.aws.utils.identifiers import generate_uuid
 
 from ecsjobs.decisions.retries import Tries
-from ecsjobs.ecs import TaskStatus
+from ecsjobs.ecs import EcsTask, TaskStatus
 
 TRY_TAG = "ecsjobs:try"
 LAUNCH_TAG = "ecsjobs:launch"
@@ -23,7 +23,7 @@ def started_by_for(ti: Any) -> str:
     return generate_uuid(ti.dag_id, ti.task_id, ti.run_id, str(ti.map_index))
 
 
-def tasks_of(client: Any, cluster: str, started_by: str) -> list[dict[str, Any]]:
+def tasks_of(client: Any, cluster: str, started_by: str) -> list[EcsTask]:
     """Every ECS task started with ``started_by``, in any try, running or stopped, with its tags, oldest
     try first."""
     arns: list[str] = []
@@ -39,16 +39,16 @@ def tasks_of(client: Any, cluster: str, started_by: str) -> list[dict[str, Any]]
     return sorted(tasks, key=try_of)
 
 
-def tag(task: dict[str, Any], key: str) -> str | None:
+def tag(task: EcsTask, key: str) -> str | None:
     return next((t["value"] for t in task.get("tags", []) if t.get("key") == key), None)
 
 
-def try_of(task: dict[str, Any]) -> int:
+def try_of(task: EcsTask) -> int:
     """The Airflow try that started an ECS task (0 if the tag is gone)."""
     return int(tag(task, TRY_TAG) or 0)
 
 
-def since_last_clear(history: list[dict[str, Any]], tries: Tries) -> list[dict[str, Any]]:
+def since_last_clear(history: list[EcsTask], tries: Tries) -> list[EcsTask]:
     """The stopped ECS tasks of the earlier tries since the task instance was last cleared: the tries
     whose failures count against the retry budgets, and whose success a retry adopts."""
     return [
@@ -58,7 +58,7 @@ def since_last_clear(history: list[dict[str, Any]], tries: Tries) -> list[dict[s
     ]
 
 
-def task_to_wait_for(history: list[dict[str, Any]], try_number: int) -> dict[str, Any] | None:
+def task_to_wait_for(history: list[EcsTask], try_number: int) -> EcsTask | None:
     """This try's own task (a resumed or rescheduled try started it already), else any task still running:
     a try never starts a task while another of its task instance runs."""
     own = next((t for t in history if try_of(t) == try_number), None)

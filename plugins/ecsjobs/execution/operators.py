@@ -23,7 +23,7 @@ from airflow.providers.amazon.aws.operators.ecs import EcsRunTaskOperator
 from ecsjobs.aws import BOTOCORE_CONFIG
 from ecsjobs.decisions.outcome import Outcome, allowed_retries, judge_missing, judge_rejected
 from ecsjobs.decisions.retries import ADOPTION_RESERVE, Adopt, Decision, Earlier, Tries, decide, plan_try
-from ecsjobs.ecs import TaskStatus
+from ecsjobs.ecs import EcsTask, TaskStatus
 from ecsjobs.execution import deferral, history, results, starting
 from ecsjobs.execution.failures import failure
 from ecsjobs.execution.links import EcsTaskLink, EcsTaskLogsLink, persist_links
@@ -144,7 +144,7 @@ class EcsJobOperator(EcsRunTaskOperator):
             self._finish(context, started.failed, started.launch, earlier=plan.taskless_tries)
         self._waiting(context, started.launch)
 
-    def _waiting(self, context: Context, launch: str, task: dict[str, Any] | None = None) -> None:
+    def _waiting(self, context: Context, launch: str, task: EcsTask | None = None) -> None:
         """Record the task this try waits for (XCom, links), then defer to the shared poller."""
         self._record_task(context, launch)
         trigger, timeout = deferral.wait_for(self, context, launch, task)
@@ -159,16 +159,16 @@ class EcsJobOperator(EcsRunTaskOperator):
     def _tries(self, ti: Any) -> Tries:
         return Tries(number=ti.try_number, max_tries=ti.max_tries, retries=self.retries or 0)
 
-    def _earlier(self, tries: Tries, tasks: list[dict[str, Any]]) -> list[Earlier]:
+    def _earlier(self, tries: Tries, tasks: list[EcsTask]) -> list[Earlier]:
         return [
             Earlier(t, history.try_of(t), history.tag(t, history.LAUNCH_TAG) == "on_demand", self._judge(t))
             for t in history.since_last_clear(tasks, tries)
         ]
 
-    def _judge(self, task: dict[str, Any]) -> Outcome:
+    def _judge(self, task: EcsTask) -> Outcome:
         return judged(self.client, task, self.container_name or "")
 
-    def ecs_result(self, ti: Any) -> tuple[dict[str, Any] | None, Outcome | None]:
+    def ecs_result(self, ti: Any) -> tuple[EcsTask | None, Outcome | None]:
         """The ECS task ``ti``'s try started and its outcome (None while it runs); (None, None) without one.
         For alerts about a try that Airflow failed without its result."""
         tasks = history.tasks_of(self.client, self.cluster, history.started_by_for(ti))
@@ -210,7 +210,7 @@ class EcsJobOperator(EcsRunTaskOperator):
         context: Context,
         outcome: Outcome,
         launch: str | None = None,
-        task: dict[str, Any] | None = None,
+        task: EcsTask | None = None,
         adopted_from: int | None = None,
         earlier: int = 0,
     ) -> Any:

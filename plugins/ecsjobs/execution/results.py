@@ -16,7 +16,7 @@ from typing import Any
 
 from ecsjobs import aws
 from ecsjobs.decisions.outcome import Outcome, OutcomeClass
-from ecsjobs.ecs import moment
+from ecsjobs.ecs import EcsTask, moment
 from ecsjobs.execution import provider
 from ecsjobs.execution.links import log_stream_url
 from ecsjobs.execution.taskdefs import definition
@@ -62,7 +62,7 @@ def step_run(
     outcome: Outcome | None,
     launch: str,
     final: bool,
-    task: dict[str, Any] | None = None,
+    task: EcsTask | None = None,
     lines: list[str] | tuple[str, ...] = (),
     output: Any = None,
     adopted_from: int | None = None,
@@ -92,7 +92,7 @@ def step_run(
     )
 
 
-def report(step: Any, context: Any, run: StepRun, task: dict[str, Any] | None) -> StepRun:
+def report(step: Any, context: Any, run: StepRun, task: EcsTask | None) -> StepRun:
     """XCom, metrics and audit record of a try with a result; the last two never fail the step. Returns the
     run as reported.
 
@@ -136,7 +136,7 @@ def late_alert(step: Any, context: Any, launch: str, started: float) -> dict[str
     }
 
 
-def alert_late_after_all(step: Any, context: Any, launch: str, task: dict[str, Any]) -> None:
+def alert_late_after_all(step: Any, context: Any, launch: str, task: EcsTask) -> None:
     """The "running late" alert of an adopted task that ran past its time: owed, once, if the trigger that
     sends it never ran (the earlier try's worker was lost before it deferred)."""
     alert = late_alert(step, context, launch, created(task) or time.time())
@@ -166,12 +166,12 @@ def parsed(line: str) -> Any:
         return line
 
 
-def created(task: dict[str, Any] | None) -> float | None:
+def created(task: EcsTask | None) -> float | None:
     """When ECS accepted the task (RunTask), epoch seconds."""
     return moment(task["createdAt"]).timestamp() if task and task.get("createdAt") else None
 
 
-def _estimate(step: Any, task: dict[str, Any] | None) -> Estimate | None:
+def _estimate(step: Any, task: EcsTask | None) -> Estimate | None:
     """What the task cost, at the pinned prices; the task definition (already described to judge the
     outcome) gives the architecture and storage when the task does not."""
     if not (step.reporting.pricing and task and task.get("stoppedAt")):
@@ -185,7 +185,7 @@ def _estimate(step: Any, task: dict[str, Any] | None) -> Estimate | None:
     )
 
 
-def _counts(step: Any, output: Any, task: dict[str, Any] | None) -> tuple[Any, Any]:
+def _counts(step: Any, output: Any, task: EcsTask | None) -> tuple[Any, Any]:
     if not (
         step.reporting.logs_insights_query and task and task.get("startedAt") and provider.logs_enabled(step)
     ):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ecsjobs.decisions.outcome import Outcome, judge_task
+from ecsjobs.ecs import EcsTask
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ class Definition:
 _described: dict[str, Definition] = {}  # task definition ARN (family:revision) -> what it says
 
 
-def definition(client: Any, task: dict[str, Any]) -> Definition | None:
+def definition(client: Any, task: EcsTask) -> Definition | None:
     """What ``task``'s task definition says (DescribeTaskDefinition, cached); None when it cannot be
     described."""
     arn = task.get("taskDefinitionArn")
@@ -51,7 +52,7 @@ def definition(client: Any, task: dict[str, Any]) -> Definition | None:
     return _described[arn]
 
 
-def essential_containers(client: Any, task: dict[str, Any]) -> frozenset[str] | None:
+def essential_containers(client: Any, task: EcsTask) -> frozenset[str] | None:
     """The names of the essential containers of ``task``'s task definition.
 
     None when the definition cannot be described (then the outcome table judges every container): a missing
@@ -61,6 +62,6 @@ def essential_containers(client: Any, task: dict[str, Any]) -> frozenset[str] | 
     return described.essential if described else None
 
 
-def judged(client: Any, task: dict[str, Any], main_container: str) -> Outcome:
+def judged(client: Any, task: EcsTask, main_container: str) -> Outcome:
     """The outcome of a stopped task, every essential container of its task definition deciding."""
     return judge_task(task, essential=essential_containers(client, task), main_container=main_container)

@@ -26,6 +26,7 @@ from airflow.sdk import BaseNotifier
 
 from ecsjobs.comms import finished
 from ecsjobs.decisions.outcome import OutcomeClass
+from ecsjobs.ecs import EcsTask
 from ecsjobs.reporting.claims import aonce
 from ecsjobs.reporting.steprun import StepRun, task_duration
 
@@ -256,21 +257,21 @@ LOST_SUCCESS = (
 )
 
 
-def _ecs_result(context: Any) -> tuple[dict[str, Any] | None, Any]:
+def _ecs_result(context: Any) -> tuple[EcsTask | None, Any]:
     """The ECS task of the callback's try and its outcome (None while it runs), if the task is a step's;
     (None, None) when it has none or it cannot be looked up: the alert is sent as it would be without it."""
     lookup = getattr(context.get("task"), "ecs_result", None)
     if lookup is None:
         return None, None
     try:
-        found: tuple[dict[str, Any] | None, Any] = lookup(context["ti"])
+        found: tuple[EcsTask | None, Any] = lookup(context["ti"])
         return found
     except Exception:
         log.warning("Could not look up the ECS task of this try", exc_info=True)
         return None, None
 
 
-def _run_without_result(context: Any, task: dict[str, Any] | None = None, outcome: Any = None) -> StepRun:
+def _run_without_result(context: Any, task: EcsTask | None = None, outcome: Any = None) -> StepRun:
     """A try that failed with no result of its own: Airflow failed it, or an error came first (a template
     that does not render, ...): the error says why, or the outcome of its ECS task when it has one."""
     error, operator = context.get("exception"), context.get("task")

@@ -17,7 +17,7 @@ from typing import Any
 
 from ecsjobs.catalog.environment import Environment
 from ecsjobs.catalog.prices import Prices
-from ecsjobs.ecs import moment
+from ecsjobs.ecs import EcsTask, moment
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class Estimate:
 
 
 def estimate(
-    task: dict[str, Any] | None,
+    task: EcsTask | None,
     pricing: dict[str, Any] | None,
     architecture: str | None = None,
     storage_gib: float | None = None,
@@ -89,7 +89,7 @@ def estimate(
 
 
 def _estimate(
-    task: dict[str, Any], pricing: dict[str, Any], architecture: str | None, storage_gib: float | None
+    task: EcsTask, pricing: dict[str, Any], architecture: str | None, storage_gib: float | None
 ) -> Estimate | None:
     started = task.get("pullStartedAt") or task.get("startedAt")
     if not started or not task.get("cpu") or not task.get("memory"):
@@ -122,7 +122,7 @@ def _estimate(
     )
 
 
-def capacity_used(task: dict[str, Any], ec2_spot_capacity_provider: str) -> str:
+def capacity_used(task: EcsTask, ec2_spot_capacity_provider: str) -> str:
     """Where the task ran, from its capacity provider (or launch type): the launch names of the catalog."""
     provider = task.get("capacityProviderName")
     if provider in _FARGATE_PROVIDERS:
@@ -132,7 +132,7 @@ def capacity_used(task: dict[str, Any], ec2_spot_capacity_provider: str) -> str:
     return _LAUNCH_TYPES.get(task.get("launchType") or "EC2", "ec2")
 
 
-def _architecture(task: dict[str, Any]) -> str | None:
+def _architecture(task: EcsTask) -> str | None:
     for attribute in task.get("attributes") or []:
         if attribute.get("name") == "ecs.cpu-architecture":
             return str(attribute["value"]) if attribute.get("value") is not None else None

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ecsjobs.decisions.outcome import Outcome, OutcomeClass
-from ecsjobs.ecs import moment
+from ecsjobs.ecs import EcsTask, moment
 
 if TYPE_CHECKING:
     from ecsjobs.reporting.cost import Estimate
@@ -93,7 +93,7 @@ class StepRun:
         )
 
 
-def task_duration(task: dict[str, Any] | None) -> float | None:
+def task_duration(task: EcsTask | None) -> float | None:
     """Seconds the task ran (``startedAt`` to ``stoppedAt``); None if it never started."""
     if not task or not task.get("startedAt") or not task.get("stoppedAt"):
         return None
@@ -101,6 +101,6 @@ def task_duration(task: dict[str, Any] | None) -> float | None:
     return round((stopped - started).total_seconds(), 3)
 
 
-def task_stopped_at(task: dict[str, Any] | None) -> datetime | None:
+def task_stopped_at(task: EcsTask | None) -> datetime | None:
     """When the task stopped, None if it has not (or is unknown)."""
     return moment(task["stoppedAt"]) if task and task.get("stoppedAt") else None

@@ -7,14 +7,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ecsjobs.ecs import TaskStatus, resource_name
+from ecsjobs.ecs import EcsTask, TaskStatus, resource_name
 
 
 @dataclass(frozen=True)
 class Sighting:
     """A task's end as the poller saw it: its final description (JSON-ready), or None if ECS lost it."""
 
-    task: dict[str, Any] | None
+    task: EcsTask | None
     detected_at: float  # epoch seconds
 
 

@@ -36,7 +36,7 @@ from airflow.providers.amazon.aws.hooks.sqs import SqsHook
 
 from ecsjobs.aws import AWS_ERRORS, backoff, is_throttling
 from ecsjobs.comms import finished
-from ecsjobs.ecs import TaskStatus
+from ecsjobs.ecs import EcsTask, TaskStatus
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class StateChange:
 
     task_arn: str
     version: int
-    task: dict[str, Any]
+    task: EcsTask
     receipt_handle: str
     receive_count: int
     sent_at: float  # epoch seconds EventBridge put it in the queue
