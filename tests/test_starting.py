@@ -12,7 +12,10 @@ from ecsjobs.catalog.loading import load_catalog
 from ecsjobs.decisions.outcome import OutcomeClass
 from ecsjobs.execution.starting import MAX_OVERRIDES_LENGTH, start
 from local.settings import REPO
+from tests.support import wait_until
 
+STARTED_BY = "test-starting"
+QUICK = {"provisioning": 0.1, "pending": 0.1, "duration": 0.5, "stopping": 0.2}
 NO_SPOT_CAPACITY = (
     "Capacity is unavailable at this time. Please try again later or select a different availability zone."
 )
@@ -28,7 +31,7 @@ def step(ecs, **fields) -> SimpleNamespace:
         "task_definition": "data-processor",
         "overrides": {"containerOverrides": [{"name": "batch-container", "environment": []}]},
         "owner": "airflow",
-        "started_by": "test-starting",
+        "started_by": STARTED_BY,
         "client_token": None,
         "launch": "fargate_spot",
         "launch_type": None,
@@ -45,6 +48,25 @@ def step(ecs, **fields) -> SimpleNamespace:
         "arn": None,
     }
     return SimpleNamespace(**{**settings, **fields})
+
+
+@pytest.fixture(autouse=True)
+def _quick_and_stopped(aws, ecs):
+    """The tasks started here run briefly and have stopped before the test ends: their state change events
+    then reach no other test's queue."""
+    aws.post("/_local/scenarios", {"match": {"started_by": STARTED_BY}, "scenario": QUICK})
+    yield
+    cluster = load_catalog(REPO / "config", "local").environment.cluster
+
+    def all_stopped() -> bool:
+        running = ecs.list_tasks(cluster=cluster, startedBy=STARTED_BY, desiredStatus="RUNNING")["taskArns"]
+        if not running:
+            return True
+        return all(
+            t["lastStatus"] == "STOPPED" for t in ecs.describe_tasks(cluster=cluster, tasks=running)["tasks"]
+        )
+
+    wait_until(all_stopped, 30, "the tasks started here to stop")
 
 
 def tags(task: dict) -> dict[str, str]:
