@@ -22,8 +22,9 @@ from types import SimpleNamespace
 import pytest
 
 from local.settings import REPO, Ports, airflow_env
-from tests.support import LocalServer, container_environment, one_step_job
+from tests.support import ON_MWAA_LANE, LocalServer, container_environment, one_step_job
 
+TESTS = REPO / "tests"
 _HOME = Path(tempfile.mkdtemp(prefix="ecsjobs-test-airflow-"))
 _PORTS = Ports(aws=0, slack=0, api=0)  # real ports are picked by the server fixtures
 # dag.test() runs in this process alone: a SQLite file does (the stack and the tier start their PostgreSQL).
@@ -99,6 +100,14 @@ def seeded_aws(local_aws: LocalServer) -> LocalServer:
     return local_aws
 
 
+@pytest.fixture(scope="session")
+def prod():
+    """The shipped catalog in its prod environment."""
+    from ecsjobs.catalog.loading import load_catalog
+
+    return load_catalog(REPO / "config", "prod")
+
+
 @pytest.fixture
 def aws(seeded_aws: LocalServer) -> Iterator[LocalServer]:
     """The seeded local AWS with no scenario rules, faults or call records left by an earlier test."""
@@ -121,8 +130,8 @@ def config_dir(tmp_path: Path) -> Path:
     ``resume_delay`` outwaits. Waits poll (no ``task_events``): ``dag.test()`` runs each trigger in an event
     loop of its own and closes it when the trigger fires, which abandons the events listener's long poll, and
     SQS then hides the next step's STOPPED event for the visibility timeout. A triggerer's loop lives on and
-    its poller lingers until the long poll returns (``tests/test_task_events.py``; the tier runs steps in
-    event mode)."""
+    its poller lingers until the long poll returns (``tests/integration/test_task_events.py``; the tier runs
+    steps in event mode)."""
     shutil.copytree(REPO / "config" / "environments", tmp_path / "environments")
     shutil.copy(REPO / "config" / "prices.yaml", tmp_path / "prices.yaml")
     local = tmp_path / "environments" / "local.yaml"
@@ -184,21 +193,78 @@ def _try(task: dict) -> int:
     return int(next(t["value"] for t in task["tags"] if t["key"] == "ecsjobs:try"))
 
 
-def pytest_collection_modifyitems(items) -> None:
-    """Every test gets its lane: ``stack`` and ``tier`` are marked by their modules; a test that uses the
-    local AWS or Slack, or runs Airflow, is ``integration`` (so are the modules marked so, which start
-    subprocesses); every other test is ``unit``. A test of the whole stack (and the tier's first test, which
-    starts it) waits on Airflow starting, parsing and scheduling, which on a loaded CI machine alone can take
-    minutes: its budget is larger."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test gets its lane from its folder: ``tests/unit`` (in-process: no server, no subprocess; a unit
+    test that asks for a server is a mistake, reported as such), ``tests/integration``, ``tests/stack`` and
+    ``tests/tier``; elsewhere (``tests/local`` and the repository checks) a test that uses the local AWS or
+    Slack, or runs Airflow, is ``integration`` and any other ``unit``. A test of the whole stack waits on
+    Airflow starting, parsing and scheduling, which on a loaded CI machine alone can take minutes: its budget
+    is larger. On the mwaa lane the suites of ``LATEST_LANE_ONLY`` are left out."""
+    misplaced = []
     for item in items:
-        if any(item.get_closest_marker(lane) for lane in ("stack", "tier", "compose")):
+        folder = item.path.relative_to(TESTS).parts[0]
+        servers = sorted(INTEGRATION_FIXTURES.intersection(item.fixturenames))
+        if folder == "unit" and (servers or item.get_closest_marker("integration")):
+            misplaced.append(f"{item.nodeid} ({', '.join(servers) or 'marked integration'})")
+        elif folder in ("stack", "tier") or any(
+            item.get_closest_marker(m) for m in ("stack", "tier", "compose")
+        ):
+            item.add_marker(pytest.mark.stack if folder == "stack" else pytest.mark.tier)
             item.add_marker(pytest.mark.timeout(STACK_TEST_TIMEOUT))
-        elif item.get_closest_marker("integration"):
-            continue
-        elif INTEGRATION_FIXTURES.intersection(item.fixturenames):
+        elif folder == "integration" or servers or item.get_closest_marker("integration"):
             item.add_marker(pytest.mark.integration)
         else:
             item.add_marker(pytest.mark.unit)
+    if misplaced:
+        raise pytest.UsageError(
+            "unit tests that need servers belong in tests/integration/: " + "; ".join(misplaced)
+        )
+    if ON_MWAA_LANE:
+        left_out = [item for item in items if _latest_lane_suite(item)]
+        for item in left_out:
+            _LEFT_OUT[_latest_lane_suite(item)] = _LEFT_OUT.get(_latest_lane_suite(item), 0) + 1
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = [item for item in items if not _latest_lane_suite(item)]
+
+
+def _latest_lane_suite(item: pytest.Item) -> str | None:
+    path = item.path.relative_to(REPO).as_posix()
+    return next((suite for suite in LATEST_LANE_ONLY if path.startswith(suite)), None)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    for suite, count in sorted(_LEFT_OUT.items()):
+        terminalreporter.write_line(f"left out on this lane: {suite} ({count}): {LATEST_LANE_ONLY[suite]}")
+
+
+_LEFT_OUT: dict[str, int] = {}
+
+
+# Suites that run on the latest lane only, and why. What MWAA runs (the DAG files and the library they import,
+# the tasks, the triggers, the plugin, the monitoring sync DAG) is tested on both lanes, MWAA's versions
+# being the mwaa lane's; so is everything that depends on a package whose version differs between the lanes.
+_CLI = "a command-line tool, run from the project's own venv (the latest lane's); MWAA never runs it"
+LATEST_LANE_ONLY = {
+    "tests/unit/decisions/": "standard library only (tests/test_house.py checks it): alike on every lane",
+    "tests/test_house.py": "reads the source files: the same on every lane",
+    "tests/unit/importer/": _CLI,
+    "tests/integration/test_importer.py": _CLI,
+    "tests/integration/test_import_roundtrip.py": _CLI,
+    "tests/integration/test_report.py": _CLI,
+    "tests/integration/test_cli.py": _CLI,
+    "tests/unit/cli/": _CLI,
+    "tests/unit/deploy/test_iam.py": _CLI + " (a real run's calls: tests/integration/test_iam.py)",
+    "tests/integration/test_reach.py": _CLI + " (bundle --check)",
+    "tests/test_docs.py": "the docs' command-line examples, run as a user runs them (" + _CLI + ")",
+    "tests/integration/test_benchmarks.py": "the benchmarks compare with dag-factory, a latest-lane package",
+    "tests/local/": "the local stand-ins are the latest lane's; MWAA has none",
+    "tests/stack/": "make run and docker compose run the latest lane's pins (the tier runs on both lanes)",
+    "tests/integration/test_compose_file.py": "docker compose runs the latest lane's image (Dockerfile)",
+    "tests/tier/test_ha_topology.py": (
+        "the Celery topology is Airflow's and the Celery provider's, not the lane's; both lanes' stacks at"
+        " once would also double the load its busy-machine batch is measured under"
+    ),
+}
 
 
 STACK_TEST_TIMEOUT = 1200  # seconds; each wait inside has its own, smaller budget

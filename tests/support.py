@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -161,3 +162,9 @@ class TaskInstance(SimpleNamespace):
 
     def xcom_pull(self, **kwargs: Any) -> Any:
         return None
+
+
+def copied_config(tmp_path: Path) -> Path:
+    """A copy of the shipped ``config/``, for a test that edits it."""
+    shutil.copytree(REPO / "config", tmp_path / "config")
+    return tmp_path / "config"

@@ -61,22 +61,29 @@ ECSJOBS = ".venv/bin/python -m ecsjobs"
 RUN_HERE = ("validate", "list", "render", "schema --check", "import --from file")
 # Commands another test runs, each named by the test file and what it runs: too slow, or a server of its own.
 RUN_ELSEWHERE = {
-    "make run": ("tests/test_local_stack.py", '"-m", "local.stack"'),
+    "make run": ("tests/stack/test_make_run.py", '"-m", "local.stack"'),
     "make test": (".ci/run", "make test"),
-    "make bundle": ("tests/test_bundle.py", "make bundle"),
-    "docker compose": ("tests/compose/project.py", "docker-compose"),
-    f"{ECSJOBS} --env prod bundle --check --mwaa-subnets": ("tests/test_reach.py", '"--mwaa-subnets"'),
-    f"{ECSJOBS} --env prod iam-policy": ("tests/test_iam.py", '"iam-policy"'),
-    f"{ECSJOBS} prices --refresh": ("tests/test_cost.py", '"--refresh"'),
-    f"{ECSJOBS} report": ("tests/test_report.py", '"report"'),
-    f"{ECSJOBS} --env prod sync-monitoring": ("tests/test_monitoring.py", '"sync-monitoring", "--dry-run"'),
+    "make bundle": ("tests/integration/test_bundle.py", "make bundle"),
+    "docker compose": ("tests/stack/compose/project.py", "docker-compose"),
+    f"{ECSJOBS} --env prod bundle --check --mwaa-subnets": (
+        "tests/integration/test_reach.py",
+        '"--mwaa-subnets"',
+    ),
+    f"{ECSJOBS} --env prod iam-policy": ("tests/integration/test_iam.py", '"iam-policy"'),
+    f"{ECSJOBS} prices --refresh": ("tests/unit/cli/test_prices.py", '"--refresh"'),
+    f"{ECSJOBS} report": ("tests/integration/test_report.py", '"report"'),
+    f"{ECSJOBS} --env prod sync-monitoring": (
+        "tests/integration/test_monitoring.py",
+        '"sync-monitoring", "--dry-run"',
+    ),
     "PYTHONPATH=plugins:. .venv/bin/python -m local.legacy": (
-        "tests/test_import_roundtrip.py",
+        "tests/integration/test_import_roundtrip.py",
         "legacy.seed(",
     ),
 }
 # The AWS CLI walk-throughs (an account's setup for MWAA, its export for the importer) need a real AWS
-# account: no test here runs them. The import of such an export is the corpus test's (test_import_corpus).
+# account: no test here runs them. The import of such an export is the corpus test's
+# (tests/unit/importer/test_corpus.py).
 ACCOUNT_WALKTHROUGHS = ("deploy-mwaa.md", "migrate.md")
 NEEDS_AN_ACCOUNT = (
     "aws ",

@@ -21,12 +21,9 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tests.support import ON_MWAA_LANE, LocalServer, wait_until
+from tests.support import LocalServer, wait_until
 
-pytestmark = [
-    pytest.mark.integration,  # subprocesses or servers: not the unit lane
-    pytest.mark.skipif(ON_MWAA_LANE, reason="the local stand-ins are not part of MWAA: the latest lane's"),
-]
+pytestmark = pytest.mark.integration  # subprocesses or servers: not the unit lane
 
 REGION = "us-east-1"
 CLUSTER = "jobs"

@@ -15,12 +15,9 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
-from tests.support import ON_MWAA_LANE, LocalServer, wait_until
+from tests.support import LocalServer, wait_until
 
-pytestmark = [
-    pytest.mark.integration,  # subprocesses or servers: not the unit lane
-    pytest.mark.skipif(ON_MWAA_LANE, reason="the local stand-ins are not part of MWAA: the latest lane's"),
-]
+pytestmark = pytest.mark.integration  # subprocesses or servers: not the unit lane
 
 BLOCKS = [{"type": "section", "text": {"type": "mrkdwn", "text": "*data_processor* failed"}}]
 

@@ -31,16 +31,11 @@ from airflow import __version__ as airflow_version
 from local import postgres
 from local.settings import CELERY, Ports
 from local.stack import Stack
-from tests.support import ON_MWAA_LANE, free_port
+from tests.support import free_port
 from tests.tier.harness import FAST_AIRFLOW, TIER, Tier, environment, tier_catalog
 from tests.tier.test_tier_exactly_once import busy_machine  # noqa: F401 - a fixture
 
-pytestmark = [
-    pytest.mark.tier,
-    # One lane: the topology is Airflow's and the Celery provider's, not the lane's; both lanes' stacks at
-    # once would also double the load the busy-machine batch is measured under.
-    pytest.mark.skipif(ON_MWAA_LANE, reason="the Celery topology runs on the latest lane"),
-]
+pytestmark = pytest.mark.tier
 
 OUTPUT = TIER / "output" / f"ha-airflow-{airflow_version}"
 DAG_ID, CHANNEL = "tier_ha", "#tier-ha"  # expected_duration 6s (late at 9 s), deadline 25s

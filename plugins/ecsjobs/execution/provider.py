@@ -2,7 +2,8 @@
 
 The operator subclasses the provider's ``EcsRunTaskOperator`` for its hook, connection handling, XCom and
 links, and uses three of its private methods, all about the task's CloudWatch log stream. They were checked
-against the provider versions of both lanes; ``tests/test_provider.py`` fails when an upgrade moves them.
+against the provider versions of both lanes; ``tests/unit/execution/test_provider.py`` fails when an upgrade
+moves them.
 """
 
 from __future__ import annotations
