@@ -10,7 +10,7 @@ a log router exiting 1 fails nothing. The provider's ``_check_success_task`` get
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -244,7 +244,7 @@ def judge_task(
     )
 
 
-def judge_run_task_failures(failures: list[dict[str, Any]]) -> Outcome:
+def judge_run_task_failures(failures: Sequence[Mapping[str, Any]]) -> Outcome:
     """Classify RunTask's ``failures`` (RunTask placed no task).
 
     no_capacity when every failure is a placement one (Fargate capacity, ``RESOURCE:*``, ``AGENT``,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import jinja2
 from airflow.providers.amazon.aws.operators.ecs import EcsRunTaskOperator
@@ -32,7 +32,7 @@ from ecsjobs.execution.taskdefs import judged
 from ecsjobs.execution.templating import failing_field, with_run_dates
 from ecsjobs.reporting.steprun import StepRun
 from ecsjobs.waiting.poller import DEFAULT_RECONCILE_INTERVAL
-from ecsjobs.waiting.triggers import WaitStatus
+from ecsjobs.waiting.triggers import WaitEvent, WaitStatus
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -197,13 +197,15 @@ class EcsJobOperator(EcsRunTaskOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
         assert event is not None  # the trigger always sends one
+        ended = cast("WaitEvent", event)  # the provider's signature; our trigger sent it
         ti = context["ti"]
         self.started_by = history.started_by_for(ti)
-        self.arn = event["task_arn"]
+        self.arn = ended["task_arn"]
         launch = ti.xcom_pull(task_ids=ti.task_id, key="ecs_launch", map_indexes=ti.map_index) or self.launch
-        if event["status"] == WaitStatus.MISSING:
+        task = ended["task"]
+        if ended["status"] == WaitStatus.MISSING or task is None:
             return self._finish(context, judge_missing(self.arn), launch)
-        return self._finish(context, self._judge(event["task"]), launch, event["task"])
+        return self._finish(context, self._judge(task), launch, task)
 
     def _finish(
         self,

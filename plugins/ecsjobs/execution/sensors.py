@@ -18,7 +18,7 @@ from ecsjobs.aws import client
 from ecsjobs.decisions.outcome import judge_missing, judge_task
 from ecsjobs.execution.taskdefs import essential_containers
 from ecsjobs.waiting.poller import DEFAULT_RECONCILE_INTERVAL
-from ecsjobs.waiting.triggers import EcsTaskWaitTrigger, WaitStatus
+from ecsjobs.waiting.triggers import EcsTaskWaitTrigger, WaitEvent, WaitStatus
 
 
 class EcsTaskCompletionSensor(BaseSensorOperator):
@@ -68,16 +68,17 @@ class EcsTaskCompletionSensor(BaseSensorOperator):
     def poke(self, context: Any) -> bool:  # the wait always defers; BaseSensorOperator requires the method
         raise NotImplementedError("EcsTaskCompletionSensor always defers")
 
-    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
+    def execute_complete(self, context: Any, event: WaitEvent | None = None) -> dict[str, Any]:
         assert event is not None  # the trigger always sends one
-        if event["status"] == WaitStatus.MISSING:
+        task = event["task"]
+        if event["status"] == WaitStatus.MISSING or task is None:
             outcome = judge_missing(event["task_arn"])
         else:
             essential: Collection[str] | None = self.essential_containers
             if essential is None:
                 ecs = client("ecs", self.aws_conn_id, self.region_name)
-                essential = essential_containers(ecs, event["task"])
-            outcome = judge_task(event["task"], essential=essential)
+                essential = essential_containers(ecs, task)
+            outcome = judge_task(task, essential=essential)
         self.log.info("ECS task %s: %s", event["task_arn"], outcome.describe())
         if not outcome.succeeded:
             raise AirflowFailException(outcome.describe())

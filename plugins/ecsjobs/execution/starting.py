@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow.providers.amazon.aws.utils.identifiers import generate_uuid
 from botocore.exceptions import ClientError
@@ -18,6 +18,9 @@ from ecsjobs.aws import is_transient
 from ecsjobs.decisions.outcome import Outcome, OutcomeClass, judge_rejected, judge_run_task_failures
 from ecsjobs.decisions.retries import on_demand
 from ecsjobs.execution.history import LAUNCH_TAG, TRY_TAG
+
+if TYPE_CHECKING:
+    from types_boto3_ecs.type_defs import RunTaskRequestTypeDef, RunTaskResponseTypeDef
 
 CAPACITY_RETRY_DELAYS = (5, 15)  # seconds between RunTask attempts on the same capacity within one try
 # RunTask: "A total of 8192 characters are allowed for overrides", JSON formatting included.
@@ -63,7 +66,7 @@ def start(step: Any, try_number: int, spot_losses: int) -> Started:
             return Started(launch, outcome)
 
 
-def _run_task(step: Any, request: dict[str, Any]) -> dict[str, Any] | Outcome:
+def _run_task(step: Any, request: RunTaskRequestTypeDef) -> RunTaskResponseTypeDef | Outcome:
     """RunTask's response, or ``rejected`` for a request ECS refuses (a missing task definition, an invalid
     parameter, overrides over 8,192 characters, access denied): no retry can fix it. Throttling and server
     errors that outlast botocore's retries raise, leaving the step to Airflow's retries."""
@@ -73,7 +76,7 @@ def _run_task(step: Any, request: dict[str, Any]) -> dict[str, Any] | Outcome:
             f"the RunTask overrides are {length} characters; ECS allows {MAX_OVERRIDES_LENGTH}"
         )
     try:
-        response: dict[str, Any] = step.client.run_task(**request)
+        response: RunTaskResponseTypeDef = step.client.run_task(**request)
         return response
     except ClientError as error:
         if is_transient(error):
@@ -86,7 +89,7 @@ def _run_task(step: Any, request: dict[str, Any]) -> dict[str, Any] | Outcome:
 
 def run_task_request(
     step: Any, on_demand: bool = False, try_number: int | None = None, launch: str | None = None
-) -> dict[str, Any]:
+) -> RunTaskRequestTypeDef:
     """The RunTask arguments of ``step`` (what ``python -m ecsjobs render`` prints, too)."""
     request: dict[str, Any] = {
         "cluster": step.cluster,
@@ -116,7 +119,7 @@ def run_task_request(
         tags |= {TRY_TAG: str(try_number), LAUNCH_TAG: launch or step.launch}
     if tags:
         request["tags"] = [{"key": k, "value": v} for k, v in tags.items()]
-    return request
+    return cast("RunTaskRequestTypeDef", request)  # built from the step's fields, as the catalog checked them
 
 
 def with_matrix_environment(
@@ -139,7 +142,7 @@ def with_matrix_environment(
     return result
 
 
-def _launch_text(request: dict[str, Any]) -> str:
+def _launch_text(request: RunTaskRequestTypeDef) -> str:
     strategy = request.get("capacityProviderStrategy")
     return (
         f"capacity provider {strategy[0]['capacityProvider']}" if strategy else request.get("launchType", "?")

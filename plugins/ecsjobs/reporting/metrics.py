@@ -11,7 +11,7 @@ import json
 import logging
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
@@ -19,6 +19,10 @@ from ecsjobs import aws
 from ecsjobs.catalog.models import SPOT_LAUNCHES
 from ecsjobs.decisions.outcome import OutcomeClass
 from ecsjobs.reporting.steprun import StepRun
+
+if TYPE_CHECKING:
+    from types_boto3_cloudwatch.literals import StandardUnitType
+    from types_boto3_cloudwatch.type_defs import DimensionTypeDef, MetricDatumTypeDef
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +40,7 @@ FAILED = "Failed"
 SPOT_INTERRUPTIONS = "SpotInterruptions"
 ON_DEMAND_FALLBACKS = "OnDemandFallbacks"
 ESTIMATED_COST = "EstimatedCost"  # USD, at the pinned prices (``ecsjobs.reporting.cost``)
-UNITS = {
+UNITS: dict[str, StandardUnitType] = {
     DURATION: "Seconds",
     RECORDS: "Count",
     ERRORS: "Count",
@@ -59,7 +63,7 @@ def summary_counts(summary: Any, records_field: str | None, errors_field: str | 
     )
 
 
-def dimensions(job: str, step: str, environment: str) -> list[dict[str, str]]:
+def dimensions(job: str, step: str, environment: str) -> list[DimensionTypeDef]:
     """The dimensions of every metric of a step's runs (``PIPELINE_STEP`` for a pipeline's totals)."""
     return [
         {"Name": "Job", "Value": job},
@@ -70,7 +74,7 @@ def dimensions(job: str, step: str, environment: str) -> list[dict[str, str]]:
 
 def metric_data(
     job: str, step: str, environment: str, values: dict[str, float | None]
-) -> list[dict[str, Any]]:
+) -> list[MetricDatumTypeDef]:
     """PutMetricData entries of the contract's metrics; a value of None (not known) is left out."""
     return [
         {
@@ -84,7 +88,7 @@ def metric_data(
     ]
 
 
-def step_metric_data(run: StepRun) -> list[dict[str, Any]]:
+def step_metric_data(run: StepRun) -> list[MetricDatumTypeDef]:
     """One PutMetricData batch for a step run: duration, records, errors, result, Spot, fallback, cost."""
     return metric_data(
         run.job,
@@ -106,7 +110,7 @@ def step_metric_data(run: StepRun) -> list[dict[str, Any]]:
     )
 
 
-def publish(client: Any, namespace: str, data: list[dict[str, Any]]) -> bool:
+def publish(client: Any, namespace: str, data: Sequence[MetricDatumTypeDef]) -> bool:
     """PutMetricData in one call with the CloudWatch ``client``; False (and a logged warning) when
     CloudWatch refused it."""
     try:

@@ -30,13 +30,16 @@ import contextvars
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow.providers.amazon.aws.hooks.sqs import SqsHook
 
 from ecsjobs.aws import AWS_ERRORS, backoff, is_throttling
 from ecsjobs.comms import finished
 from ecsjobs.ecs import EcsTask, TaskStatus
+
+if TYPE_CHECKING:
+    from types_boto3_sqs.type_defs import MessageTypeDef
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +94,7 @@ def release_delay(age: float) -> int:
     return max(1, min(VISIBILITY_TIMEOUT, int(age - FAST_RELEASE_SECONDS)))
 
 
-def parse(message: dict[str, Any]) -> StateChange | None:
+def parse(message: MessageTypeDef) -> StateChange | None:
     """The state change an SQS message carries, or None if it is not an ECS task state change event."""
     attributes = message.get("Attributes", {})
     try:

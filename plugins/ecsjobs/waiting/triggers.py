@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypedDict
 
 from airflow.providers.amazon.aws.hooks.ecs import EcsHook
 from airflow.providers.amazon.aws.hooks.logs import AwsLogsHook
@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 
 from ecsjobs.aws import AWS_ERRORS, backoff, is_transient
 from ecsjobs.comms import finished
-from ecsjobs.ecs import moment
+from ecsjobs.ecs import EcsTask, moment
 from ecsjobs.reporting.alerts import step_late
 from ecsjobs.reporting.steprun import task_stopped_at
 from ecsjobs.waiting.poller import DEFAULT_BOTOCORE_CONFIG, DEFAULT_RECONCILE_INTERVAL, poller_for
@@ -33,6 +33,17 @@ class WaitStatus(StrEnum):
     TIMED_OUT = "timed_out"  # the trigger stopped it at the step's deadline
     KILLED = "killed"  # the trigger stopped it because a user ended the task instance
     MISSING = "missing"  # ECS no longer describes the task
+
+
+class WaitEvent(TypedDict):
+    """The payload of the trigger's event, as the deferred task gets it back (JSON: the task's times are ISO
+    8601 text, ``status`` a plain string equal to its ``WaitStatus``)."""
+
+    status: WaitStatus
+    task_arn: str
+    cluster: str
+    task: EcsTask | None  # the final DescribeTasks description; None when missing
+    detected_at: float  # epoch seconds when the poller saw the end
 
 
 DEFAULT_STOP_REASON = "Stopped by Airflow: the step's deadline passed"
@@ -273,7 +284,7 @@ class EcsTaskWaitTrigger(BaseTrigger):
         async with await finished(self._hook().get_async_conn()) as client:
             await client.stop_task(cluster=self.cluster, task=self.task_arn, reason=reason)
 
-    def _event(self, sighting: Sighting, stopped_at_deadline: bool) -> dict[str, Any]:
+    def _event(self, sighting: Sighting, stopped_at_deadline: bool) -> WaitEvent:
         task = sighting.task
         reason = task.get("stoppedReason") if task else None
         if task is None:
