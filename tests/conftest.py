@@ -255,6 +255,7 @@ LATEST_LANE_ONLY = {
     "tests/unit/cli/": _CLI,
     "tests/unit/deploy/test_iam.py": _CLI + " (a real run's calls: tests/integration/test_iam.py)",
     "tests/integration/test_reach.py": _CLI + " (bundle --check)",
+    "tests/integration/test_aws_walkthroughs.py": "the docs' AWS CLI walk-throughs (awscli: latest lock)",
     "tests/test_docs.py": "the docs' command-line examples, run as a user runs them (" + _CLI + ")",
     "tests/integration/test_benchmarks.py": "the benchmarks compare with dag-factory, a latest-lane package",
     "tests/local/": "the local stand-ins are the latest lane's; MWAA has none",

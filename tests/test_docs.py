@@ -1,5 +1,5 @@
 """Every YAML example in the README and the docs is valid, and every shell example is run by a test (here,
-or by the test named for it) unless it needs a real AWS account: a user copies them."""
+or by the test named for it; the AWS walk-throughs against the local AWS): a user copies them."""
 
 from __future__ import annotations
 
@@ -81,11 +81,11 @@ RUN_ELSEWHERE = {
         "legacy.seed(",
     ),
 }
-# The AWS CLI walk-throughs (an account's setup for MWAA, its export for the importer) need a real AWS
-# account: no test here runs them. The import of such an export is the corpus test's
-# (tests/unit/importer/test_corpus.py).
-ACCOUNT_WALKTHROUGHS = ("deploy-mwaa.md", "migrate.md")
-NEEDS_AN_ACCOUNT = (
+# The AWS CLI walk-throughs (an account's setup for MWAA, its export for the importer) run block by block
+# against a local AWS in tests/integration/test_aws_walkthroughs.py, which names each block it cannot run
+# there (MWAA itself, AWS's VPC template).
+WALKTHROUGHS = ("deploy-mwaa.md", "migrate.md")
+WALKTHROUGH_COMMANDS = (
     "aws ",
     "until ",
     "for ",
@@ -126,16 +126,18 @@ def shell_commands() -> list[tuple[str, str]]:
 COMMANDS = shell_commands()
 
 
-def test_every_shell_example_is_run_by_a_test_or_needs_an_account():
+def test_every_shell_example_is_run_by_a_test():
     unaccounted = [
         (doc, command)
         for doc, command in COMMANDS
         if not command.replace(" --env prod", "").startswith(tuple(f"{ECSJOBS} {c}" for c in RUN_HERE))
         and not command.startswith(tuple(RUN_ELSEWHERE))
-        and not (doc in ACCOUNT_WALKTHROUGHS and command.startswith(NEEDS_AN_ACCOUNT))
+        and not (doc in WALKTHROUGHS and command.startswith(WALKTHROUGH_COMMANDS))
         and command != "export PYTHONPATH=plugins"
     ]
     assert unaccounted == []
+    for doc in WALKTHROUGHS:
+        assert f'"{doc}"' in (REPO / "tests/integration/test_aws_walkthroughs.py").read_text(), doc
     for prefix, (test_file, runs) in RUN_ELSEWHERE.items():
         assert runs in (REPO / test_file).read_text(), f"{test_file} does not run {prefix!r}"
 
@@ -147,7 +149,7 @@ def test_every_shell_example_is_run_by_a_test_or_needs_an_account():
         for doc, command in COMMANDS
         if command.startswith(ECSJOBS)
         and command.removeprefix(ECSJOBS).replace("--env prod", "").strip().startswith(RUN_HERE)
-        and not command.startswith(NEEDS_AN_ACCOUNT)
+        and not command.startswith(WALKTHROUGH_COMMANDS)
     ],
 )
 def test_a_cli_example_runs_as_written(command: str, tmp_path: Path):

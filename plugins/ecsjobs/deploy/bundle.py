@@ -293,9 +293,20 @@ def _environment() -> str | None:
 
 
 def _imported_modules(path: Path) -> set[str]:
-    """The modules a file imports anywhere (inside functions too): what it may need at run time."""
+    """The modules a file imports anywhere (inside functions too): what it may need at run time. Imports
+    under ``if TYPE_CHECKING:`` are the type checker's (stubs MWAA need not have), never run."""
     names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    tree = ast.parse(path.read_text(), str(path))
+    checking_only = {
+        id(node)
+        for block in ast.walk(tree)
+        if isinstance(block, ast.If) and ast.unparse(block.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING")
+        for statement in block.body
+        for node in ast.walk(statement)
+    }
+    for node in ast.walk(tree):
+        if id(node) in checking_only:
+            continue
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module != "__future__":
