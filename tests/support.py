@@ -168,3 +168,15 @@ def copied_config(tmp_path: Path) -> Path:
     """A copy of the shipped ``config/``, for a test that edits it."""
     shutil.copytree(REPO / "config", tmp_path / "config")
     return tmp_path / "config"
+
+
+# What RunTask answers when Fargate Spot has no capacity (as a failure, not an error).
+NO_SPOT_CAPACITY = (
+    "Capacity is unavailable at this time. Please try again later or select a different availability zone."
+)
+
+
+def no_spot_capacity_once(aws: LocalServer) -> None:
+    """The local AWS's next Fargate Spot RunTask places no task: no capacity."""
+    fault = {"action": "RunTask", "kind": "failure", "times": 1, "match": {"launch": "FARGATE_SPOT"}}
+    aws.post("/_local/faults", {**fault, "reason": NO_SPOT_CAPACITY})

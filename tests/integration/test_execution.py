@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import pytest
 from airflow.sdk.exceptions import TaskDeferred
 
-from tests.support import TaskInstance, container_environment, one_step_job, wait_until
+from tests.support import TaskInstance, container_environment, no_spot_capacity_once, one_step_job, wait_until
 
 
 def _tag(task: dict, key: str) -> str:
@@ -25,9 +25,6 @@ def _try(task: dict) -> int:
     return int(_tag(task, "ecsjobs:try"))
 
 
-NO_SPOT_CAPACITY = (
-    "Capacity is unavailable at this time. Please try again later or select a different availability zone."
-)
 QUICK = {"provisioning": 0.1, "pending": 0.1, "duration": 0.5, "stopping": 0.2}
 
 
@@ -93,16 +90,7 @@ def test_a_spot_interruption_with_exit_0_is_no_success_and_the_retry_runs_on_dem
 
 
 def test_spot_without_capacity_falls_back_to_on_demand_within_the_try(run_job, aws):
-    aws.post(
-        "/_local/faults",
-        {
-            "action": "RunTask",
-            "kind": "failure",
-            "times": 1,
-            "match": {"launch": "FARGATE_SPOT"},
-            "reason": NO_SPOT_CAPACITY,
-        },
-    )
+    no_spot_capacity_once(aws)
     result = run_job("spot_capacity", {**QUICK}, launch="fargate_spot")
     assert result.state == "success"
     (task,) = result.tasks

@@ -12,13 +12,10 @@ from ecsjobs.catalog.loading import load_catalog
 from ecsjobs.decisions.outcome import OutcomeClass
 from ecsjobs.execution.starting import MAX_OVERRIDES_LENGTH, start
 from local.settings import REPO
-from tests.support import wait_until
+from tests.support import no_spot_capacity_once, wait_until
 
 STARTED_BY = "test-starting"
 QUICK = {"provisioning": 0.1, "pending": 0.1, "duration": 0.5, "stopping": 0.2}
-NO_SPOT_CAPACITY = (
-    "Capacity is unavailable at this time. Please try again later or select a different availability zone."
-)
 
 
 def step(ecs, **fields) -> SimpleNamespace:
@@ -74,16 +71,7 @@ def tags(task: dict) -> dict[str, str]:
 
 
 def test_spot_without_capacity_starts_the_try_on_demand(aws, ecs):
-    aws.post(
-        "/_local/faults",
-        {
-            "action": "RunTask",
-            "kind": "failure",
-            "times": 1,
-            "match": {"launch": "FARGATE_SPOT"},
-            "reason": NO_SPOT_CAPACITY,
-        },
-    )
+    no_spot_capacity_once(aws)
     spot = step(ecs)
     started = start(spot, try_number=2, spot_losses=0)
     assert (started.launch, started.failed) == ("on_demand", None)
